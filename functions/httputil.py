@@ -1,0 +1,110 @@
+"""Helpers shared by the HTTP blueprints: JSON bodies, errors, the author, request guards."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+from urllib.parse import unquote
+
+import azure.functions as func
+
+from .model import Request
+from .settings import SettingsError, get_settings
+from .tables import StorageUnavailable
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
+}
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Format an instant as ISO 8601 in UTC with Z."""
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """Return a JSON response (UTF-8, not ASCII-escaped)."""
+    return func.HttpResponse(json.dumps(data, ensure_ascii=False), status_code=status,
+                             mimetype="application/json", charset="utf-8",
+                             headers={**SECURITY_HEADERS, "Cache-Control": "no-store", **(headers or {})})
+
+
+def json_error(message: str, status: int, fields: dict[str, str] | None = None) -> func.HttpResponse:
+    """Return `{"error": message}` (and `fields`) with a status code."""
+    body: dict[str, Any] = {"error": message}
+    if fields:
+        body["fields"] = fields
+    return json_response(body, status)
+
+
+def request_author(req: func.HttpRequest) -> str:
+    """Return the signed-in user (App Service Authentication) or OMIS_DEV_USER."""
+    name = (req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME") or "").strip()
+    return name[:200] if name else get_settings().dev_user
+
+
+def route_tail(req: func.HttpRequest, name: str = "rest") -> str:
+    """Return a catch-all route value percent-decoded (hosts differ in whether %2F arrives decoded)."""
+    raw = req.route_params.get(name) or ""
+    return unquote(raw) if "%" in raw else raw
+
+
+def request_json(request: Request, now: datetime, delayed: bool | None = None,
+                 with_history: bool = False) -> dict[str, Any]:
+    """Return the JSON form of a request."""
+    data: dict[str, Any] = {
+        "number": request.number, "position": request.position, "description": request.description,
+        "author": request.author, "status": request.status, "comment": request.comment,
+        "comment_author": request.comment_author, "created_at": iso(request.created_at),
+        "status_updated_at": iso(request.status_updated_at), "updated_at": iso(request.updated_at),
+    }
+    if delayed is not None:
+        data["delayed"] = delayed
+    if with_history:
+        data["history"] = [
+            {k: v for k, v in {"at": iso(h.at), "status": h.status, "comment": h.comment, "author": h.author,
+                               "source": h.source, "message_id": h.message_id, "subject": h.subject,
+                               "position": h.position}.items() if v is not None}
+            for h in request.history
+        ]
+    return data
+
+
+def body_too_large(req: func.HttpRequest) -> bool:
+    """Say whether a request body is over the 64 KiB limit."""
+    declared = req.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        return True
+    return len(req.get_body() or b"") > MAX_BODY
+
+
+def guarded_json(handler: Handler) -> Handler:
+    """Answer storage outages with 503 and surprises with 500, as JSON, never a stack trace."""
+    @functools.wraps(handler)
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        if body_too_large(req):
+            return json_error("Тело запроса больше 64 КиБ.", 413)
+        try:
+            return handler(req)
+        except StorageUnavailable as exc:
+            logger.warning("%s %s: %s", req.method, req.url, exc)
+            return json_error("Хранилище временно недоступно, повторите позже.", 503)
+        except SettingsError as exc:
+            logger.error("settings: %s", exc)
+            return json_error(f"Ошибка настроек: {exc}", 500)
+        except Exception:
+            logger.exception("%s %s failed", req.method, req.url)
+            return json_error("Внутренняя ошибка сервера.", 500)
+    return wrapper

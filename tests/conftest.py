@@ -1,0 +1,59 @@
+"""Shared fixtures: a real Azurite for the session, a fresh set of tables and settings per test."""
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+from functions import settings as settings_module
+from scripts.azurite import connection_string, free_port, start_azurite, stop_azurite
+
+ROOT = Path(__file__).resolve().parents[1]
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Start an in-memory Azurite on a free port for the whole session; yield its connection string."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("azurite") / "azurite.log"
+    proc = start_azurite(port, log=log)
+    try:
+        yield connection_string(port)
+    finally:
+        stop_azurite(proc)
+
+
+def _base_env(conn: str, prefix: str) -> dict[str, str]:
+    return {
+        "OMIS_TABLES_CONNECTION_STRING": conn,
+        "OMIS_TABLE_PREFIX": prefix,
+        "OMIS_SECRET_KEY": "test-secret-key",
+        "OMIS_TIMEZONE": "Europe/Moscow",
+        "OMIS_DEV_USER": "Инженер",
+    }
+
+
+@pytest.fixture
+def omis_env(azurite: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point OMIS at the session's Azurite with tables of its own; yield the environment used."""
+    for name in list(os.environ):
+        if name.startswith("OMIS_") or name == "AzureWebJobsStorage":
+            monkeypatch.delenv(name, raising=False)
+    env = _base_env(azurite, f"t{os.getpid()}n{next(_prefixes)}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings_module.reset_settings()
+    yield env
+    settings_module.reset_settings()
+
+
+@pytest.fixture
+def store(omis_env: dict[str, str]):
+    """The data layer, on fresh tables."""
+    from functions import store as store_module
+
+    store_module.init_db()
+    return store_module
