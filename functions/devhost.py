@@ -17,6 +17,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,24 @@ def resolve_setting_refs(text: str, env: dict[str, str] | os._Environ = os.envir
     return re.sub(r"%([A-Za-z0-9_]+)%", sub, text)
 
 
+_collected: dict[int, tuple[func.FunctionApp, list[Route], list[Timer]]] = {}
+_collect_lock = threading.Lock()
+
+
 def collect(app: func.FunctionApp) -> tuple[list[Route], list[Timer]]:
-    """Read the app's HTTP routes and timers from its function objects (call once per app)."""
+    """Return the app's HTTP routes and timers, read once from its function objects.
+
+    `app.get_functions()` may be called only once per app (a second call raises), hence the cache.
+    """
+    with _collect_lock:
+        cached = _collected.get(id(app))
+        if cached is None or cached[0] is not app:
+            cached = (app, *_read_functions(app))
+            _collected[id(app)] = cached
+    return list(cached[1]), list(cached[2])
+
+
+def _read_functions(app: func.FunctionApp) -> tuple[list[Route], list[Timer]]:
     routes: list[Route] = []
     timers: list[Timer] = []
     for function in app.get_functions():
@@ -147,7 +164,7 @@ class TimerRunner:
             self.next_run[timer.name] = croniter(timer.schedule, now, second_at_beginning=True).get_next(datetime)
             logger.info("timer %s: running (next at %s)", timer.name, self.next_run[timer.name].isoformat())
             try:
-                timer.function(**{timer.arg_name: func.TimerRequest(past_due=past_due)})
+                timer.function(**{timer.arg_name: TimerRequest(past_due=past_due)})
             except Exception:
                 logger.exception("timer %s failed", timer.name)
             ran.append(timer.name)
@@ -209,10 +226,10 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
             logger.info("%s %s %d %.1f ms", self.command, self.path, response.status_code,
                         (time.perf_counter() - started) * 1000)
+            if self.command != "HEAD":
+                self.wfile.write(payload)
 
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
@@ -222,11 +239,18 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def make_server(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071) -> ThreadingHTTPServer:
+    """Bind an HTTP server for the app's routes (not yet serving)."""
+    routes, _ = collect(app)
+    server = ThreadingHTTPServer((host, port), make_handler(routes))
+    server.daemon_threads = True
+    return server
+
+
 def serve(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, run_timers: bool = True) -> None:
     """Serve the app until Ctrl-C."""
     routes, timers = collect(app)
-    server = ThreadingHTTPServer((host, port), make_handler(routes))
-    server.daemon_threads = True
+    server = make_server(app, host, port)
     runner = TimerRunner(timers) if run_timers else None
     if runner:
         runner.start()

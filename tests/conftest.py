@@ -57,3 +57,31 @@ def store(omis_env: dict[str, str]):
 
     store_module.init_db()
     return store_module
+
+
+@pytest.fixture(scope="session")
+def app_routes():
+    """The Function App's HTTP routes, read once from its function objects."""
+    import function_app
+    from functions import devhost
+
+    routes, _ = devhost.collect(function_app.app)
+    return routes
+
+
+@pytest.fixture
+def call(app_routes, omis_env):
+    """Call the app as the host would: call(method, path, body=b"", headers={}) -> HttpResponse."""
+    from functions import devhost, store as store_module
+
+    store_module.init_db()
+
+    def _call(method: str, path: str, body: bytes | str = b"", headers: dict[str, str] | None = None):
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        hdrs = {"Host": "localhost:7071", **(headers or {})}
+        if body:
+            hdrs.setdefault("Content-Length", str(len(body)))
+        return devhost.dispatch(app_routes, method, f"http://localhost:7071{path}", hdrs, body)
+
+    return _call
