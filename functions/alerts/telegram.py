@@ -128,6 +128,7 @@ class _BotApi:
         self._sleep = sleep
         self._timeout = timeout
         self.retries_left = MAX_RETRIES_429
+        self.migrated_chat_id: object = None
 
     def close(self) -> None:
         if self._own_session:
@@ -163,7 +164,8 @@ class _BotApi:
 
     def send_part(self, payload: dict[str, Any]) -> bool:
         """Send one message, waiting out 429s within the budget and following a chat migration once."""
-        migrated = False
+        if self.migrated_chat_id is not None:
+            payload = {**payload, "chat_id": self.migrated_chat_id}
         while True:
             reply = self.call("sendMessage", payload)
             if reply.ok:
@@ -179,11 +181,11 @@ class _BotApi:
                 self._sleep(wait)
                 continue
             new_chat_id = reply.parameters.get("migrate_to_chat_id")
-            if new_chat_id is not None and not migrated:
+            if new_chat_id is not None and self.migrated_chat_id is None:
                 # The old id is dead for good; deliver to the new one, but the setting must change.
                 logger.error("%s", _migrate_message(new_chat_id))
                 payload = {**payload, "chat_id": new_chat_id}
-                migrated = True
+                self.migrated_chat_id = new_chat_id
                 continue
             logger.error("%s", _explain(reply, "sendMessage"))
             return False
