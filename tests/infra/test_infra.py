@@ -1,0 +1,412 @@
+"""Static checks of the deployment files: infra/*.bicep, main.parameters.json, azure.yaml, host.json.
+
+The Bicep checks are syntax-level only: tree-sitter-bicep parses each file, and the
+tests read names out of the syntax tree. Nothing here runs the Bicep compiler, checks
+resource types or API versions against Azure's schemas, or deploys anything; a
+template that passes can still be rejected by `bicep build` or by Azure.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import tree_sitter
+import tree_sitter_bicep
+
+from functions.settings import SETTING_NAMES, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+MAIN_BICEP = INFRA / "main.bicep"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+
+# App settings Flex Consumption replaces with functionAppConfig or does without;
+# AzureWebJobsStorage would be a key-based connection string.
+FORBIDDEN_APP_SETTINGS = {
+    "FUNCTIONS_EXTENSION_VERSION",
+    "FUNCTIONS_WORKER_RUNTIME",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_CONTENTSHARE",
+    "AzureWebJobsStorage",
+}
+
+
+# ---- Reading Bicep through tree-sitter --------------------------------------------
+
+_PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bicep.language()))
+
+
+@lru_cache(maxsize=None)
+def parse(path: Path) -> tree_sitter.Tree:
+    return _PARSER.parse(path.read_bytes())
+
+
+def walk(node: tree_sitter.Node) -> Iterator[tree_sitter.Node]:
+    yield node
+    for child in node.children:
+        yield from walk(child)
+
+
+def text(node: tree_sitter.Node) -> str:
+    return node.text.decode("utf-8")
+
+
+def string_literal(node: tree_sitter.Node | None) -> str | None:
+    """Return the value of a plain string literal, or None for anything else."""
+    if node is None or node.type != "string":
+        return None
+    if any(child.type == "interpolation" for child in node.children):
+        return None
+    escapes = {"\\'": "'", "\\\\": "\\", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
+    return "".join(
+        text(child) if child.type == "string_content" else escapes.get(text(child), text(child))
+        for child in node.children
+        if child.type in ("string_content", "escape_sequence")
+    )
+
+
+def property_key(prop: tree_sitter.Node) -> str | None:
+    key = prop.named_children[0] if prop.named_children else None
+    if key is None:
+        return None
+    if key.type == "identifier":
+        return text(key)
+    return string_literal(key)
+
+
+def property_value(prop: tree_sitter.Node) -> tree_sitter.Node:
+    return prop.named_children[-1]
+
+
+def object_properties(obj: tree_sitter.Node) -> dict[str, tree_sitter.Node]:
+    return {property_key(p): property_value(p) for p in obj.named_children if p.type == "object_property"}
+
+
+def referenced_names(node: tree_sitter.Node) -> set[str]:
+    """Names a value expression reads: identifiers that are neither object keys nor called functions."""
+    names = set()
+    for n in walk(node):
+        if n.type != "identifier":
+            continue
+        parent = n.parent
+        if parent is not None and parent.type == "object_property" and parent.named_children[0] == n:
+            continue
+        if parent is not None and parent.type == "call_expression" and parent.named_children[0] == n:
+            continue
+        names.add(text(n))
+    return names
+
+
+def declaration_body(decl: tree_sitter.Node) -> tree_sitter.Node | None:
+    """The object literal of a resource or module, also inside `if (...)` and `[for ...]`."""
+    for child in decl.named_children:
+        if child.type == "object":
+            return child
+        if child.type in ("if_statement", "for_statement"):
+            return declaration_body(child)
+    return None
+
+
+@dataclass
+class Param:
+    name: str
+    secure: bool
+    default: tree_sitter.Node | None
+
+
+@dataclass
+class BicepFile:
+    path: Path
+    params: dict[str, Param] = field(default_factory=dict)
+    variables: dict[str, tree_sitter.Node] = field(default_factory=dict)
+    outputs: dict[str, tree_sitter.Node] = field(default_factory=dict)
+    resources: list[tuple[str, tree_sitter.Node]] = field(default_factory=list)
+    modules: list[tuple[str, tree_sitter.Node]] = field(default_factory=list)
+
+
+def _value_after_equals(decl: tree_sitter.Node) -> tree_sitter.Node | None:
+    seen_equals = False
+    for child in decl.children:
+        if seen_equals and child.is_named:
+            return child
+        if child.type == "=":
+            seen_equals = True
+    return None
+
+
+@lru_cache(maxsize=None)
+def bicep(path: Path) -> BicepFile:
+    """Read the top-level declarations of a Bicep file."""
+    result = BicepFile(path)
+    decorators: list[str] = []
+    for node in parse(path).root_node.named_children:
+        if node.type == "decorators":
+            decorators = [text(d) for d in node.named_children]
+            continue
+        name_node = next((c for c in node.named_children if c.type == "identifier"), None)
+        name = text(name_node) if name_node is not None else ""
+        if node.type == "parameter_declaration":
+            secure = any(d.replace(" ", "").startswith("@secure(") for d in decorators)
+            result.params[name] = Param(name, secure, _value_after_equals(node))
+        elif node.type == "variable_declaration":
+            result.variables[name] = _value_after_equals(node)
+        elif node.type == "output_declaration":
+            result.outputs[name] = _value_after_equals(node)
+        elif node.type == "resource_declaration":
+            result.resources.append((string_literal(node.named_children[1]) or "", node))
+        elif node.type == "module_declaration":
+            result.modules.append((string_literal(node.named_children[1]) or "", node))
+        decorators = []
+    return result
+
+
+def nested_resources(path: Path) -> Iterator[tuple[str, tree_sitter.Node]]:
+    """Every resource declaration in a file, nested ones included, with its type string."""
+    for node in walk(parse(path).root_node):
+        if node.type == "resource_declaration":
+            yield string_literal(node.named_children[1]) or "", node
+
+
+def bicep_object_keys(prefix: str) -> dict[str, list[str]]:
+    """Keys of object literals starting with prefix, with the files they appear in."""
+    found: dict[str, list[str]] = {}
+    for path in BICEP_FILES:
+        for node in walk(parse(path).root_node):
+            if node.type == "object_property":
+                key = property_key(node)
+                if key and key.startswith(prefix):
+                    found.setdefault(key, []).append(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def omis_names(names) -> set[str]:
+    return {n for n in names if n.startswith("OMIS_")}
+
+
+def describe_difference(sets: dict[str, set[str]]) -> str:
+    everything = set().union(*sets.values())
+    lines = []
+    for name in sorted(everything):
+        missing = [source for source, values in sets.items() if name not in values]
+        if missing:
+            lines.append(f"{name}: missing from {', '.join(missing)}")
+    return "\n".join(lines)
+
+
+# ---- Bicep syntax ------------------------------------------------------------------
+
+
+def test_infra_has_main_and_modules():
+    assert MAIN_BICEP.exists()
+    assert len(BICEP_FILES) > 1, "expected modules under infra/modules"
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_bicep_file_parses_without_error_or_missing_nodes(path: Path):
+    tree = parse(path)
+    problems = [
+        f"{path.name}:{n.start_point[0] + 1}:{n.start_point[1] + 1}: "
+        f"{'missing ' + n.type if n.is_missing else 'cannot parse ' + text(n)[:60]!r}"
+        for n in walk(tree.root_node)
+        if n.is_error or n.is_missing
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_syntax_check_catches_a_broken_file(tmp_path: Path):
+    broken = tmp_path / "broken.bicep"
+    broken.write_text("param name string =\nresource x 'A/b@2020-01-01' = {\n  name: 'x'\n")
+    assert parse(broken).root_node.has_error
+
+
+# ---- Settings: code, Bicep and local settings name the same set ------------------
+
+
+def test_omis_settings_are_the_same_in_code_bicep_and_local_settings():
+    local = json.loads((ROOT / "local.settings.example.json").read_text(encoding="utf-8"))
+    sets = {
+        "functions/settings.py SETTING_NAMES": omis_names(SETTING_NAMES),
+        "infra/*.bicep app settings": omis_names(bicep_object_keys("OMIS_")),
+        "local.settings.example.json Values": omis_names(local["Values"]),
+    }
+    differences = describe_difference(sets)
+    if differences:
+        pytest.fail("OMIS_* settings differ:\n" + differences)
+
+
+def test_omis_parameters_of_main_bicep_are_settings():
+    unknown = omis_names(bicep(MAIN_BICEP).params) - set(SETTING_NAMES)
+    assert not unknown, f"main.bicep has OMIS_* parameters that settings.py does not read: {sorted(unknown)}"
+
+
+def test_omis_parameter_defaults_mean_the_same_as_an_unset_setting():
+    """A Bicep default, fed to load_settings, gives what the code does with the setting unset (SPEC §7)."""
+    def comparable(env: dict[str, str]) -> dict:
+        values = dataclasses.asdict(load_settings(env))
+        values.pop("secret_key")
+        values.pop("secret_key_is_random")
+        return values
+
+    unset = comparable({})
+    checked = []
+    for name, param in bicep(MAIN_BICEP).params.items():
+        default = string_literal(param.default)
+        if not name.startswith("OMIS_") or default is None:
+            continue
+        assert comparable({name: default}) == unset, f"{name}: default {default!r} is not the SPEC §7 default"
+        checked.append(name)
+    assert len(checked) >= 20, checked
+
+
+def test_timer_schedules_default_to_every_ten_minutes():
+    params = bicep(MAIN_BICEP).params
+    for name in ("OMIS_MAIL_SCHEDULE", "OMIS_ALERT_SCHEDULE"):
+        assert string_literal(params[name].default) == "0 */10 * * * *"
+
+
+def test_flex_consumption_app_settings_leave_out_deprecated_and_key_based_settings():
+    used = set()
+    for path in BICEP_FILES:
+        for node in walk(parse(path).root_node):
+            if node.type == "object_property":
+                used.add(property_key(node))
+    found = used & FORBIDDEN_APP_SETTINGS
+    assert not found, f"not for a Flex Consumption app without storage keys: {sorted(found)}"
+
+
+def test_function_app_runs_python_311_on_flex_consumption():
+    path = INFRA / "modules" / "functionapp.bicep"
+    sites = [node for kind, node in nested_resources(path) if kind.startswith("Microsoft.Web/sites@")]
+    assert len(sites) == 1
+    config = object_properties(object_properties(declaration_body(sites[0]))["properties"])["functionAppConfig"]
+    runtime = object_properties(object_properties(config)["runtime"])
+    assert string_literal(runtime["name"]) == "python"
+    assert string_literal(runtime["version"]) == "3.11"
+    plans = [node for kind, node in nested_resources(path) if kind.startswith("Microsoft.Web/serverfarms@")]
+    sku = object_properties(object_properties(declaration_body(plans[0]))["sku"])
+    assert (string_literal(sku["name"]), string_literal(sku["tier"])) == ("FC1", "FlexConsumption")
+
+
+def test_storage_account_allows_no_shared_keys_and_old_tls():
+    path = INFRA / "modules" / "storage.bicep"
+    accounts = [node for kind, node in nested_resources(path) if kind.startswith("Microsoft.Storage/storageAccounts@")]
+    props = object_properties(object_properties(declaration_body(accounts[0]))["properties"])
+    assert text(props["allowSharedKeyAccess"]) == "false"
+    assert text(props["supportsHttpsTrafficOnly"]) == "true"
+    assert string_literal(props["minimumTlsVersion"]) == "TLS1_2"
+
+
+# ---- Secrets and role assignments --------------------------------------------------
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda p: p.relative_to(INFRA).as_posix())
+def test_no_secure_parameter_reaches_an_output(path: Path):
+    """Outputs land in the deployment history; a secure value must not, even through a variable."""
+    declared = bicep(path)
+    tainted = {p.name for p in declared.params.values() if p.secure}
+    changed = True
+    while changed:
+        changed = False
+        for name, value in declared.variables.items():
+            if name not in tainted and value is not None and referenced_names(value) & tainted:
+                tainted.add(name)
+                changed = True
+    for name, value in declared.outputs.items():
+        leaked = referenced_names(value) & tainted
+        assert not leaked, f"output {name} reads secure value(s) {sorted(leaked)}"
+        calls = {text(n.named_children[0]) for n in walk(value) if n.type == "call_expression"}
+        assert not {c for c in calls if c.startswith("list")}, f"output {name} calls a list* function"
+        assert "password" not in name.lower()
+
+
+def test_secrets_are_secure_parameters_of_main_bicep():
+    params = bicep(MAIN_BICEP).params
+    for name in ("OMIS_OUTLOOK_CLIENT_SECRET", "OMIS_TELEGRAM_TOKEN", "OMIS_SECRET_KEY", "authClientSecret"):
+        assert params[name].secure, f"{name} must be @secure()"
+
+
+def test_secret_app_settings_are_key_vault_references():
+    settings = object_properties(bicep(MAIN_BICEP).variables["omisSettings"])
+    for name in ("OMIS_OUTLOOK_CLIENT_SECRET", "OMIS_TELEGRAM_TOKEN", "OMIS_SECRET_KEY"):
+        assert "@Microsoft.KeyVault(SecretUri=" in text(settings[name]), name
+
+
+def test_role_assignments_live_in_rbac_bicep_with_guid_names():
+    rbac = INFRA / "modules" / "rbac.bicep"
+    count = 0
+    for path in BICEP_FILES:
+        for kind, node in nested_resources(path):
+            if not kind.startswith("Microsoft.Authorization/roleAssignments@"):
+                continue
+            assert path == rbac, f"role assignment outside rbac.bicep: {path.relative_to(ROOT)}"
+            name = object_properties(declaration_body(node))["name"]
+            assert name.type == "call_expression" and text(name.named_children[0]) == "guid", text(name)
+            count += 1
+    assert count >= 5
+
+
+# ---- Modules, parameters file, azure.yaml, host.json ------------------------------
+
+
+def test_modules_exist_and_get_exactly_the_parameters_they_declare():
+    for path in BICEP_FILES:
+        for module_path, node in bicep(path).modules:
+            target = (path.parent / module_path).resolve()
+            assert target.exists(), f"{path.name}: module {module_path} not found"
+            params = object_properties(declaration_body(node)).get("params")
+            given = set(object_properties(params)) if params is not None else set()
+            declared = bicep(target).params
+            required = {name for name, p in declared.items() if p.default is None}
+            assert given <= set(declared), f"{module_path}: unknown parameters {sorted(given - set(declared))}"
+            assert required <= given, f"{module_path}: missing parameters {sorted(required - given)}"
+
+
+def test_main_parameters_json_sets_only_parameters_of_main_bicep():
+    document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    given = set(document["parameters"])
+    declared = bicep(MAIN_BICEP).params
+    assert given <= set(declared), f"not parameters of main.bicep: {sorted(given - set(declared))}"
+    required = {name for name, p in declared.items() if p.default is None}
+    assert required <= given, f"azd would have nothing for: {sorted(required - given)}"
+    assert document["parameters"]["environmentName"]["value"] == "${AZURE_ENV_NAME}"
+    assert document["parameters"]["location"]["value"] == "${AZURE_LOCATION}"
+
+
+def test_main_bicep_creates_the_azd_resource_group_at_subscription_scope():
+    source = MAIN_BICEP.read_text(encoding="utf-8")
+    assert "targetScope = 'subscription'" in source
+    groups = [n for kind, n in bicep(MAIN_BICEP).resources if kind.startswith("Microsoft.Resources/resourceGroups@")]
+    assert text(object_properties(declaration_body(groups[0]))["name"]) == "'rg-${environmentName}'"
+
+
+def test_main_bicep_outputs_what_azd_and_operators_use():
+    outputs = set(bicep(MAIN_BICEP).outputs)
+    expected = {"AZURE_FUNCTION_APP_NAME", "AZURE_FUNCTION_URL", "AZURE_KEY_VAULT_NAME",
+                "AZURE_STORAGE_ACCOUNT_NAME", "OMIS_TABLES_ENDPOINT", "AZURE_RESOURCE_GROUP"}
+    assert expected <= outputs
+    assert all(name == name.upper() for name in outputs)
+
+
+def test_azure_yaml_declares_the_function_service():
+    try:
+        import yaml
+    except ImportError:
+        pytest.fail("PyYAML is needed to check azure.yaml: add PyYAML to requirements-dev.txt")
+    document = yaml.safe_load((ROOT / "azure.yaml").read_text(encoding="utf-8"))
+    assert document["name"]
+    assert document["services"] == {"api": {"project": ".", "language": "python", "host": "function"}}
+    source = (INFRA / "modules" / "functionapp.bicep").read_text(encoding="utf-8")
+    assert "'azd-service-name': 'api'" in source, "azd finds the app by the azd-service-name tag"
+
+
+def test_host_json_serves_routes_at_the_root():
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["version"] == "2.0"
+    assert host["extensions"]["http"]["routePrefix"] == ""
