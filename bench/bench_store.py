@@ -21,13 +21,14 @@ class CountingPages:
     def install(self) -> None:
         from functions import store
 
-        original = store._range
+        original = getattr(store._range, "__wrapped__", store._range)
 
         def counting(*args, **kwargs):
             for entity in original(*args, **kwargs):
                 self.entities += 1
                 yield entity
 
+        counting.__wrapped__ = original
         store._range = counting
 
 
@@ -36,11 +37,17 @@ def list_page_figures() -> dict[int, float]:
 
     figures = {}
     stored = 0
+    counter = CountingPages()
+    counter.install()
     for target in (100, 1_000, 10_000):
         seed_requests(target - stored, delayed=0, now=NOW, start_index=stored)
         stored = target
+        counter.entities = 0
+        store.get_requests(limit=50)
+        read = counter.entities
         figures[target] = p50_ms(lambda: store.get_requests(limit=50))
-        print(f"first page (50 rows), {target:>6} stored: p50 {figures[target]:.1f} ms", flush=True)
+        print(f"first page (50 rows), {target:>6} stored: p50 {figures[target]:.1f} ms, "
+              f"{read} entities read", flush=True)
     return figures
 
 

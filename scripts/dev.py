@@ -34,7 +34,8 @@ def main() -> int:
     env.setdefault("OMIS_TABLES_CONNECTION_STRING", connection_string(AZURITE_PORT))
     try:
         subprocess.run([str(python), "-m", "functions", "init"], cwd=ROOT, env=env, check=True)
-        say("OMIS: http://localhost:7071 (остановка: Ctrl-C)")
+        port = sys.argv[sys.argv.index("--port") + 1] if "--port" in sys.argv[1:-1] else "7071"
+        say(f"OMIS: http://localhost:{port} (остановка: Ctrl-C)")
         return subprocess.run([str(python), "-m", "functions", "serve", *sys.argv[1:]], cwd=ROOT, env=env).returncode
     except KeyboardInterrupt:
         return 0
