@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Return the register functions of the feature command modules."""
-    return []
+    from .mail.commands import register as register_mail
+
+    return [register_mail]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -64,6 +64,8 @@ def save_unmatched_mail(mail: UnmatchedMail) -> None:
 
 def list_unmatched_mail(limit: int = 50, cursor: str | None = None) -> tuple[list[UnmatchedMail], str | None]:
     """Return unmatched mail, newest first, and the cursor of the next page (None on the last)."""
+    if limit < 1:
+        raise ValueError("limit должен быть не меньше 1")
     after = decode_cursor(cursor) if cursor else ""
     query = "PartitionKey eq @pk and RowKey gt @after"
     items: list[UnmatchedMail] = []

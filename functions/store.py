@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable
@@ -42,6 +44,7 @@ from .settings import get_settings
 from .tables import (
     REQUESTS_TABLE,
     TABLE_SUFFIXES,
+    StorageBusy,
     StorageUnavailable,
     StoreError,
     as_utc,
@@ -60,6 +63,7 @@ __all__ = [
     "STATUSES",
     "StoreError",
     "StorageUnavailable",
+    "StorageBusy",
     "DuplicateRequestError",
     "RequestNotFound",
     "ValidationError",
@@ -328,6 +332,11 @@ def _submit(ops: list[tuple]) -> None:
     _requests_table().submit_transaction(ops)
 
 
+def _backoff(attempt: int) -> None:
+    """Wait a little before retrying a conflicting transaction, more after each try (with jitter)."""
+    time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+
+
 def _is_conflict(exc: Exception) -> bool:
     code = getattr(exc, "status_code", None)
     return code in (409, 412) or isinstance(exc, (ResourceModifiedError, ResourceExistsError))
@@ -360,8 +369,9 @@ def add_request(number: str, position: str = "", description: str = "", author: 
                 if not _is_conflict(exc):
                     raise
                 logger.info("add_request %s: conflict, retrying (%d)", number, attempt + 1)
+                _backoff(attempt)
         else:
-            raise StoreError(f"Не удалось сохранить заявку «{number}»: слишком много одновременных изменений.")
+            raise StorageBusy(f"Не удалось сохранить заявку «{number}»: слишком много одновременных изменений.")
     return _to_request(row, (entry,))
 
 
@@ -409,10 +419,11 @@ def _change(number: str, *, at: datetime, status: str | None, comment: str, auth
                 if not _is_conflict(exc):
                     raise
                 logger.info("change of %s: conflict, retrying (%d)", number, attempt + 1)
+                _backoff(attempt)
                 continue
             outcome = "status_changed" if changes_status else "recorded"
             return MailApplyResult(outcome, _to_request(new_row))
-    raise StoreError(f"Не удалось изменить заявку «{number}»: слишком много одновременных изменений.")
+    raise StorageBusy(f"Не удалось изменить заявку «{number}»: слишком много одновременных изменений.")
 
 
 def update_status(number: str, status: str, comment: str = "", author: str = ROBOT_AUTHOR,
@@ -472,7 +483,7 @@ def apply_mail(number: str, *, message: str, status: str | None, comment: str, r
 def record_reminder(number: str, at: datetime) -> bool:
     """Note that a reminder about a request went out; False if it is gone or final by now."""
     with translate_errors():
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             old = _read_row(number)
             if old is None or old["Status"] in FINAL_STATUSES:
                 return False
@@ -490,4 +501,5 @@ def record_reminder(number: str, at: datetime) -> bool:
             except TableTransactionError as exc:
                 if not _is_conflict(exc):
                     raise
+                _backoff(attempt)
     return False

@@ -39,6 +39,10 @@ class StorageUnavailable(StoreError):
     """Table Storage did not answer, or refused us; the message says so in Russian."""
 
 
+class StorageBusy(StorageUnavailable):
+    """Too many concurrent changes of the same rows: retry later (nothing was written)."""
+
+
 def number_key(number: str) -> str:
     """Encode a (case-folded) request number for use inside a RowKey (no / \\ # ?)."""
     return quote(number.strip().casefold(), safe="-_.")

@@ -66,9 +66,10 @@ class FolderNotFound(GraphError):
     """A segment of OMIS_OUTLOOK_FOLDER does not exist; the message lists what does."""
 
     def __init__(self, path: str, missing: str, parent: str, existing: list[str], mailbox: str) -> None:
-        names = ", ".join(f"«{name}»" for name in existing) or "вложенных папок нет"
+        names = ", ".join(f"«{name}»" for name in existing)
+        there = f"Есть: {names}." if names else "Вложенных папок там нет."
         super().__init__(f"Папка «{path}» не найдена в ящике {mailbox}: в {parent} нет папки «{missing}». "
-                         f"Есть: {names}. Проверьте OMIS_OUTLOOK_FOLDER.", status=404, code="FolderNotFound")
+                         f"{there} Проверьте OMIS_OUTLOOK_FOLDER.", status=404, code="FolderNotFound")
         self.path = path
         self.missing = missing
         self.existing = existing

@@ -261,3 +261,19 @@ def test_transaction_rows_share_one_partition(store):
     keys = {e["PartitionKey"] for e in table(REQUESTS_TABLE).list_entities(select=["PartitionKey"])}
     assert keys == {store.PARTITION}
     assert TableTransactionError  # the error type the retry loop relies on
+
+
+def test_endless_conflicts_give_storage_busy_and_write_nothing(store, monkeypatch):
+    store.add_request("C", now=T0)
+
+    def always_conflict(ops):
+        raise TableTransactionError(message="0:UpdateConditionNotSatisfied")
+
+    monkeypatch.setattr(store, "_submit", always_conflict)
+    monkeypatch.setattr(store, "_is_conflict", lambda exc: True)
+    monkeypatch.setattr(store, "_backoff", lambda attempt: None)
+    with pytest.raises(store.StorageBusy):
+        store.update_status("C", "выполнена", now=at(1))
+    assert issubclass(store.StorageBusy, store.StorageUnavailable)  # a mail pass stops and retries later
+    monkeypatch.undo()
+    assert store.get_request("C").status == store.DEFAULT_STATUS

@@ -1,0 +1,45 @@
+"""`python -m functions mail [--fake] [--log-level L]`: one pass over the mailbox, with a report (SPEC §6)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..cli import EXIT_FAILED, EXIT_OK, UsageError
+from .sync import MailError, MailReport, MailSettingsMissing, process_mailbox
+
+logger = logging.getLogger(__name__)
+
+
+def run_mail_pass(fake: bool = False) -> tuple[int, MailReport | None]:
+    """Run one mail pass for a command, print its report; return the exit status and the report.
+
+    fake=False decides by the settings (Outlook, else the samples on the emulator); fake=True
+    asks for the samples. Missing settings raise cli.UsageError (exit 2); a Graph failure is
+    printed to stderr and returns exit status 1; StorageUnavailable propagates to cli.main.
+    """
+    try:
+        report = process_mailbox(use_fake=True if fake else None)
+    except MailSettingsMissing as exc:
+        raise UsageError(str(exc)) from None
+    except MailError as exc:
+        print(f"Ошибка: почта не прочитана. {exc}", file=sys.stderr)
+        return EXIT_FAILED, None
+    print(report.summary())
+    return EXIT_OK, report
+
+
+def cmd_mail(args: argparse.Namespace) -> int:
+    """Read the mailbox once and print the report."""
+    return run_mail_pass(fake=args.fake)[0]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `mail` command."""
+    parser = subparsers.add_parser("mail", help="один проход по почтовому ящику подрядчика, с отчётом",
+                                   description="Читает новые письма подрядчика и обновляет заявки.")
+    parser.add_argument("--fake", action="store_true",
+                        help="встроенные примеры писем вместо Outlook (только с эмулятором хранилища)")
+    # SUPPRESS: without the option the top-level --log-level (or its default) stays in force.
+    parser.add_argument("--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING, ERROR")
+    parser.set_defaults(handler=cmd_mail)
