@@ -23,7 +23,26 @@ from croniter import croniter
 logger = logging.getLogger(__name__)
 
 MAX_READ = 8 * 1024 * 1024  # bodies above this are refused unread; the app itself limits to 64 KiB
-_PARAM_RE = re.compile(r"^\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\?)?\}$")
+_PARAM_RE = re.compile(r"^\{(\*?)([A-Za-z_][A-Za-z0-9_]*)((?::[^}?:]+)*)(\?)?\}$")
+
+
+def _segment_pattern(constraints: str) -> str:
+    """Return the regex of one route segment under its constraints (`:int`, `:maxlength(n)`, ...)."""
+    pattern, low, high = "[^/]", 1, None
+    for constraint in filter(None, constraints.split(":")):
+        name, _, arg = constraint.partition("(")
+        arg = arg.rstrip(")")
+        if name == "int":
+            pattern = "-?[0-9]"
+        elif name == "alpha":
+            pattern = "[A-Za-z]"
+        elif name == "maxlength":
+            high = int(arg)
+        elif name == "minlength":
+            low = int(arg)
+        elif name == "length":
+            low = high = int(arg)
+    return f"{pattern}{{{low},{'' if high is None else high}}}" if high != 0 else "(?!)"
 
 
 @dataclass
@@ -50,10 +69,10 @@ class Route:
             elif m.group(1):
                 parts.append(f"(?:/(?P<{m.group(2)}>.*))?")
                 catch_all = True
-            elif m.group(3):
-                parts.append(f"(?:/(?P<{m.group(2)}>[^/]+))?")
+            elif m.group(4):
+                parts.append(f"(?:/(?P<{m.group(2)}>{_segment_pattern(m.group(3))}))?")
             else:
-                parts.append(f"/(?P<{m.group(2)}>[^/]+)")
+                parts.append(f"/(?P<{m.group(2)}>{_segment_pattern(m.group(3))})")
         self.regex = re.compile("^" + "".join(parts) + "/?$" if parts else "^/?$")
         self.literal_segments, self.catch_all = literals, catch_all
 
@@ -110,7 +129,8 @@ def _read_functions(app: func.FunctionApp) -> tuple[list[Route], list[Timer]]:
         if kind == "HttpTrigger":
             methods = frozenset((m.value if hasattr(m, "value") else str(m)).upper()
                                 for m in (trigger.methods or ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]))
-            template = trigger.route if trigger.route is not None else function.get_function_name()
+            # As the real host does: an empty route means the function's name, not the root.
+            template = trigger.route or function.get_function_name()
             routes.append(Route(function.get_function_name(), template, methods, trigger.name,
                                 function.get_user_function()))
         elif kind == "TimerTrigger":
@@ -218,7 +238,8 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
                 if name.lower() not in ("content-length", "content-type"):
                     self.send_header(name, value)
             ctype = response.mimetype or "text/plain"
-            if response.charset:
+            if response.charset and (ctype.startswith("text/") or ctype in ("application/json",
+                                                                             "application/javascript")):
                 ctype += f"; charset={response.charset}"
             self.send_header("Content-Type", response.headers.get("Content-Type") or ctype)
             self.send_header("Content-Length", str(len(payload)))

@@ -430,6 +430,11 @@ def update_status(number: str, status: str, comment: str = "", author: str = ROB
                   source: str = "web", now: datetime | None = None) -> Request:
     """Set a request's status (and comment) by hand; raise ValidationError or RequestNotFound."""
     status, comment = validate_status_change(status, comment)
+    current = get_request(number, with_history=False)
+    if current is None:
+        raise RequestNotFound(number)
+    if status == current.status and not comment:
+        raise ValidationError({"comment": "Статус не меняется: добавьте комментарий."})
     result = _change(number, at=now or utcnow(), status=status, comment=comment, author=author, source=source)
     return result.request
 

@@ -68,9 +68,12 @@ def decode_cursor(cursor: str) -> str:
     """Turn a cursor back into a RowKey; ValueError if it is not one of ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+        key = base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
     except (ValueError, UnicodeError):
         raise ValueError("неверный курсор") from None
+    if not key:
+        raise ValueError("неверный курсор")
+    return key
 
 
 def as_utc(value: datetime | None) -> datetime | None:

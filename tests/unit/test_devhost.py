@@ -14,9 +14,17 @@ from functions import devhost
 def _make_app(calls: list):
     app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-    @app.route(route="", methods=["GET"])
+    @app.route(route="{empty:maxlength(0)?}", methods=["GET"])
     def root(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse("root")
+
+    @app.route(route="", methods=["GET"])
+    def named(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("named")
+
+    @app.route(route="n/{id:int}", methods=["GET"])
+    def numeric(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("n " + req.route_params["id"])
 
     @app.route(route="items", methods=["GET", "POST"])
     def items(req: func.HttpRequest) -> func.HttpResponse:
@@ -61,6 +69,8 @@ def _get(app, method, path, body=b""):
     ("/items/%D0%A2%D0%9E-2026%2F77", "item ТО-2026/77"),
     ("/items/ТО-2026/77", "item ТО-2026/77"),
     ("/users/anna/card", "card anna"),
+    ("/named", "named"),  # an empty route is the function's name, as under the real host
+    ("/n/42", "n 42"),
 ])
 def test_routes_match_their_templates(app_and_calls, path, expected):
     resp = _get(app_and_calls[0], "GET", path)
@@ -70,6 +80,8 @@ def test_routes_match_their_templates(app_and_calls, path, expected):
 def test_unknown_path_is_404(app_and_calls):
     assert _get(app_and_calls[0], "GET", "/nothing").status_code == 404
     assert _get(app_and_calls[0], "GET", "/users/anna").status_code == 404
+    assert _get(app_and_calls[0], "GET", "/anything").status_code == 404  # maxlength(0) holds
+    assert _get(app_and_calls[0], "GET", "/n/abc").status_code == 404
 
 
 def test_wrong_method_is_405_with_allow(app_and_calls):
@@ -79,7 +91,7 @@ def test_wrong_method_is_405_with_allow(app_and_calls):
 
 def test_collect_can_be_called_again(app_and_calls):
     routes, timers = devhost.collect(app_and_calls[0])
-    assert len(routes) == 4 and [t.name for t in timers] == ["tick"]
+    assert len(routes) == 6 and [t.name for t in timers] == ["tick"]
 
 
 def test_timer_runs_on_its_ncrontab_schedule(app_and_calls):
