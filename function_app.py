@@ -2,8 +2,10 @@
 import azure.functions as func
 
 from functions.api import bp as api_blueprint
+from functions.timers import bp as timers_blueprint
 from functions.web import bp as web_blueprint
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(api_blueprint)
 app.register_functions(web_blueprint)
+app.register_functions(timers_blueprint)

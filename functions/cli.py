@@ -63,6 +63,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the chain by hand: a mail pass, then a reminder pass; exit 1 if a step failed."""
+    from .alerts.commands import run_notify
+    from .mail.commands import run_mail_pass
+
+    failed = []
+    if args.skip_mail:
+        print("Почта: пропущена (--skip-mail).")
+    else:
+        code, _ = run_mail_pass(fake=args.fake_mail)
+        if code != EXIT_OK:
+            failed.append("почта")
+    if args.skip_notifier:
+        print("Напоминания: пропущены (--skip-notifier).")
+    else:
+        code, report = run_notify(args.minutes, args.dry_run)
+        print(report.summary())
+        if report.numbers:
+            print("Заявки в напоминании: " + ", ".join(report.numbers))
+        if code != EXIT_OK:
+            failed.append("напоминания")
+    if failed:
+        print("Не удалось: " + ", ".join(failed) + ".", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m functions", description="OMIS: заявки подрядчику.")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
@@ -74,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7071)
     p.add_argument("--no-timers", action="store_true", help="не запускать таймеры")
     p.set_defaults(handler=cmd_serve)
+    p = sub.add_parser("run", help="цепочка вручную: почта, затем напоминания")
+    p.add_argument("--fake-mail", action="store_true", help="встроенные примеры писем вместо Outlook")
+    p.add_argument("--dry-run", action="store_true", help="напоминания только в журнал, ничего не записывать")
+    p.add_argument("--minutes", type=int, default=None, help="порог просрочки вместо OMIS_DELAY_MINUTES")
+    p.add_argument("--skip-mail", action="store_true", help="без прохода по почте")
+    p.add_argument("--skip-notifier", action="store_true", help="без напоминаний")
+    p.set_defaults(handler=cmd_run)
     for register in _command_modules():
         register(sub)
     return parser
@@ -81,9 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _command_modules() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Return the register functions of the feature command modules."""
+    from .alerts.commands import register as register_alerts
     from .mail.commands import register as register_mail
 
-    return [register_mail]
+    return [register_mail, register_alerts]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

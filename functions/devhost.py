@@ -20,6 +20,8 @@ import azure.functions as func
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
+from .settings import DEFAULT_SCHEDULE
+
 logger = logging.getLogger(__name__)
 
 MAX_READ = 8 * 1024 * 1024  # bodies above this are refused unread; the app itself limits to 64 KiB
@@ -94,9 +96,14 @@ class Timer:
 
 
 def resolve_setting_refs(text: str, env: dict[str, str] | os._Environ = os.environ) -> str:
-    """Replace %NAME% with the setting's value, as the Functions host does for schedules."""
+    """Replace %NAME% with the setting's value, as the Functions host does for schedules.
+
+    OMIS's own schedule settings fall back to their documented default (SPEC §7).
+    """
+    defaults = {"OMIS_MAIL_SCHEDULE": DEFAULT_SCHEDULE, "OMIS_ALERT_SCHEDULE": DEFAULT_SCHEDULE}
+
     def sub(m: re.Match) -> str:
-        value = env.get(m.group(1))
+        value = env.get(m.group(1)) or defaults.get(m.group(1))
         if value is None:
             raise KeyError(f"настройка {m.group(1)} не задана (нужна для {text})")
         return value

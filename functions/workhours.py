@@ -80,12 +80,16 @@ class WorkingCalendar:
     hours: WorkHours | None = None
     holidays: frozenset[date] = frozenset()
 
+    @property
+    def counts_every_minute(self) -> bool:
+        return self.hours is None and not self.holidays
+
     def _windows(self, day: date) -> list[tuple[datetime, datetime]]:
-        if self.hours is None:
-            start = datetime.combine(day, time.min, self.tz)
-            return [(start, start + timedelta(days=1))]
         if day in self.holidays:
             return []
+        if self.hours is None:
+            return [(datetime.combine(day, time.min, self.tz),
+                     datetime.combine(day + timedelta(days=1), time.min, self.tz))]
         result = []
         for start, end in self.hours.windows_on(day):
             end_dt = (datetime.combine(day + timedelta(days=1), time.min, self.tz)
@@ -102,7 +106,7 @@ class WorkingCalendar:
         """Count the working minutes between two instants (0 when end is not after start)."""
         if end <= start:
             return 0.0
-        if self.hours is None:
+        if self.counts_every_minute:
             return (end - start).total_seconds() / 60
         total = 0.0
         day = start.astimezone(self.tz).date()
@@ -117,7 +121,7 @@ class WorkingCalendar:
 
     def cutoff(self, now: datetime, minutes: float, max_days: int = 400) -> datetime | None:
         """Return the latest instant T with working_minutes(T, now) >= minutes, or None if none within max_days."""
-        if self.hours is None:
+        if self.counts_every_minute:
             return now - timedelta(minutes=minutes)
         remaining = minutes
         day = now.astimezone(self.tz).date()

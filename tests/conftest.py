@@ -14,6 +14,22 @@ ROOT = Path(__file__).resolve().parents[1]
 _prefixes = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def no_local_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's local.settings.json (real tokens, perhaps) out of every test."""
+    from functions import cli
+
+    monkeypatch.setattr(cli, "load_local_settings", lambda *args, **kwargs: [])
+
+
+@pytest.fixture
+def cli_main():
+    """Run `python -m functions …` in process: cli_main([...]) -> exit status."""
+    from functions import cli
+
+    return cli.main
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Start an in-memory Azurite on a free port for the whole session; yield its connection string."""

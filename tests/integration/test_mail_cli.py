@@ -14,11 +14,7 @@ from tests.fakes.graph_server import FakeGraph
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    """Run cli.main with the mail command registered and no local.settings.json."""
-    registered = cli._command_modules()
-    if not any(getattr(f, "__module__", "") == commands.__name__ for f in registered):
-        monkeypatch.setattr(cli, "_command_modules", lambda: [*registered, commands.register])
-    monkeypatch.setattr(cli, "load_local_settings", lambda *args, **kwargs: [])
+    """Run cli.main (conftest keeps local.settings.json out of the tests)."""
     reset_settings()
     return cli.main(list(argv))
 

@@ -58,3 +58,10 @@ def test_cutoff_is_the_inverse_of_working_minutes():
     assert cal.working_minutes(cut, now) == 75
     plain = WorkingCalendar(timezone.utc)
     assert plain.cutoff(datetime(2026, 1, 1, 12, tzinfo=timezone.utc), 60) == datetime(2026, 1, 1, 11, tzinfo=timezone.utc)
+
+
+def test_holidays_alone_do_not_count():
+    cal = WorkingCalendar(MSK, None, parse_holidays("2026-12-31"))
+    assert cal.working_minutes(msk(2026, 12, 30, 23, 0), msk(2027, 1, 1, 1, 0)) == 120
+    assert not cal.is_working(msk(2026, 12, 31, 12, 0)) and cal.is_working(msk(2027, 1, 1, 0, 30))
+    assert cal.cutoff(msk(2027, 1, 1, 1, 0), 120) == msk(2026, 12, 30, 23, 0)

@@ -1,0 +1,333 @@
+"""Prepared scenarios: step sequences that replay requests, contractor mail and reminders.
+
+A scenario runs on its own clock (no waiting) and in tables of its own: the table prefix is
+`<OMIS_TABLE_PREFIX>scn<random>`, the tables are dropped afterwards (unless kept), so a user's
+requests are never touched and a run never sees the previous one. Reminders go nowhere: the
+digest is captured (as if Telegram accepted it) and checked. The file format is described in
+docs/telegram.md («Сценарии»); the shipped scenarios are in scenarios.json next to this file.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings, get_settings, reset_settings
+from ..tables import StorageUnavailable
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FILE = Path(__file__).with_name("scenarios.json")
+DEFAULT_START = "2026-11-26T10:00:00+03:00"   # a Thursday morning in Moscow
+SCENARIO_AUTHOR = "Сценарий"
+# Settings a scenario may fix for itself; the rest of the user's settings stay as they are.
+SCENARIO_SETTINGS = ("OMIS_DELAY_MINUTES", "OMIS_ALERT_REPEAT_MINUTES", "OMIS_WORK_HOURS", "OMIS_HOLIDAYS",
+                     "OMIS_TIMEZONE")
+SCENARIO_DEFAULTS = {"OMIS_DELAY_MINUTES": "60", "OMIS_ALERT_REPEAT_MINUTES": "", "OMIS_WORK_HOURS": "",
+                     "OMIS_HOLIDAYS": "", "OMIS_TIMEZONE": "Europe/Moscow"}
+# Reminders of a scenario never reach a real chat, whatever the transport.
+CLEARED_SETTINGS = ("OMIS_TELEGRAM_TOKEN", "OMIS_TELEGRAM_CHAT_ID", "OMIS_TELEGRAM_THREAD_ID")
+STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "create": ("requests",), "set_status": ("number", "status", "comment"),
+    "advance": ("minutes", "hours", "days"), "deliver": ("messages",), "run_mail": ("expect",),
+    "run_reminders": ("minutes", "expect"), "expect_status": ("requests",),
+    "expect_reminded": ("numbers", "contains", "absent", "skipped_repeat", "skipped_off_hours"),
+}
+MAIL_COUNTS = {"read": "прочитано", "applied": "применено", "unchanged": "без смены статуса",
+               "unmatched": "неразобранных", "duplicates": "повторов", "errors": "ошибок"}
+
+
+def _usage_error(message: str) -> Exception:
+    from ..cli import UsageError
+
+    return UsageError(message)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One prepared scenario, as read from the file."""
+
+    name: str
+    title: str
+    description: str
+    start: datetime
+    settings: dict[str, str]
+    steps: tuple[dict[str, Any], ...]
+
+
+@dataclass
+class ScenarioResult:
+    """How a scenario went: passed or not, and a line per step."""
+
+    name: str
+    passed: bool = True
+    lines: list[str] = field(default_factory=list)
+
+
+class ExpectationFailed(Exception):
+    """What a step expected is not what happened."""
+
+
+def _check_step(where: str, step: object) -> dict[str, Any]:
+    if not isinstance(step, dict) or step.get("do") not in STEP_FIELDS:
+        raise _usage_error(f"{where}: у шага должно быть поле \"do\" — одно из: {', '.join(STEP_FIELDS)}")
+    unknown = set(step) - {"do", "note", *STEP_FIELDS[step["do"]]}
+    if unknown:
+        raise _usage_error(f"{where}: неизвестные поля шага «{step['do']}»: {', '.join(sorted(unknown))}")
+    kind = step["do"]
+    lists = {"create": "requests", "deliver": "messages"}
+    if kind in lists and not (isinstance(step.get(lists[kind]), list) and step[lists[kind]]):
+        raise _usage_error(f"{where}: шагу «{kind}» нужен непустой список \"{lists[kind]}\"")
+    if kind == "expect_reminded" and not isinstance(step.get("numbers"), list):
+        raise _usage_error(f"{where}: шагу «expect_reminded» нужен список \"numbers\" ([] — напоминаний нет)")
+    if kind == "expect_status" and not (isinstance(step.get("requests"), dict) and step["requests"]):
+        raise _usage_error(f"{where}: шагу «expect_status» нужен объект \"requests\": {{номер: статус}}")
+    if kind == "advance" and not any(isinstance(step.get(k), int) and step[k] > 0 for k in STEP_FIELDS[kind]):
+        raise _usage_error(f"{where}: шагу «advance» нужно положительное целое minutes, hours или days")
+    if kind == "run_mail" and set(step.get("expect") or {}) - set(MAIL_COUNTS):
+        raise _usage_error(f"{where}: в \"expect\" шага «run_mail» допустимы {', '.join(MAIL_COUNTS)}")
+    if kind == "set_status" and not (step.get("number") and step.get("status")):
+        raise _usage_error(f"{where}: шагу «set_status» нужны \"number\" и \"status\"")
+    return step
+
+
+def load_scenarios(path: Path = DEFAULT_FILE) -> list[Scenario]:
+    """Read and check a scenarios file; raise UsageError saying what is wrong and where."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise _usage_error(f"файл сценариев {path} не прочитан: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise _usage_error(f"файл сценариев {path}: неверный JSON ({exc})") from None
+    items = data.get("scenarios") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise _usage_error(f"файл сценариев {path}: нужен объект со списком \"scenarios\"")
+    loaded: list[Scenario] = []
+    for index, item in enumerate(items, start=1):
+        name = item.get("name") if isinstance(item, dict) else None
+        where = f"{path.name}, сценарий {name or index}"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,60}", name):
+            raise _usage_error(f"{where}: \"name\" — латинские буквы, цифры, - и _")
+        if any(s.name == name for s in loaded):
+            raise _usage_error(f"{where}: имя повторяется")
+        try:
+            start = datetime.fromisoformat(item.get("start") or DEFAULT_START)
+        except (TypeError, ValueError):
+            raise _usage_error(f"{where}: \"start\" — время ISO 8601 с поясом, например {DEFAULT_START}") from None
+        if start.tzinfo is None:
+            raise _usage_error(f"{where}: у \"start\" нужен часовой пояс (например +03:00)")
+        settings = item.get("settings") or {}
+        if not isinstance(settings, dict) or set(settings) - set(SCENARIO_SETTINGS):
+            raise _usage_error(f"{where}: в \"settings\" допустимы только {', '.join(SCENARIO_SETTINGS)}")
+        steps = item.get("steps")
+        if not isinstance(steps, list) or not steps:
+            raise _usage_error(f"{where}: нужен непустой список \"steps\"")
+        checked = tuple(_check_step(f"{where}, шаг {n}", step) for n, step in enumerate(steps, start=1))
+        loaded.append(Scenario(name, str(item.get("title") or name), str(item.get("description") or ""),
+                               start.astimezone(timezone.utc), {k: str(v) for k, v in settings.items()}, checked))
+    return loaded
+
+
+def check_storage_allowed(settings: Settings, allow_remote: bool) -> None:
+    """Refuse (UsageError) to write scenario data anywhere but the local emulator, unless allowed."""
+    if settings.storage_is_emulator or allow_remote:
+        return
+    where = settings.tables_endpoint or "хранилище из OMIS_TABLES_CONNECTION_STRING"
+    raise _usage_error(f"сценарии записывают тестовые данные, а настроено не локальное хранилище ({where}). "
+                       "Запустите их с Azurite или добавьте --allow-remote: данные пишутся в отдельные "
+                       "таблицы сценария и удаляются после прогона.")
+
+
+@contextmanager
+def _scenario_environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the scenario (empty value: unset), then put everything back."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
+        reset_settings()
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_settings()
+
+
+def play(scenario: Scenario, *, keep_data: bool = False) -> ScenarioResult:
+    """Play a scenario in tables of its own; return whether every expectation held."""
+    from .. import tables
+
+    base = get_settings()
+    prefix = f"{base.table_prefix[:27]}scn{secrets.token_hex(5)}"
+    env = {**SCENARIO_DEFAULTS, **scenario.settings, "OMIS_TABLE_PREFIX": prefix,
+           **{name: "" for name in CLEARED_SETTINGS}}
+    result = ScenarioResult(scenario.name, lines=[f"Сценарий {scenario.name}: {scenario.title}"])
+    with _scenario_environment(env):
+        player = Player(scenario, get_settings())
+        try:
+            for number, step in enumerate(scenario.steps, start=1):
+                try:
+                    done = player.run(step)
+                except ExpectationFailed as exc:
+                    result.passed = False
+                    result.lines.append(f"  ✗ {number}. {player.stamp()} {exc}")
+                    break
+                except StorageUnavailable:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a bad step fails the scenario, with its reason
+                    logger.debug("Scenario %s, step %d failed", scenario.name, number, exc_info=True)
+                    result.passed = False
+                    result.lines.append(f"  ✗ {number}. {player.stamp()} ошибка: {type(exc).__name__}: {exc}")
+                    break
+                note = f" — {step['note']}" if step.get("note") else ""
+                result.lines.append(f"  ✓ {number}. {player.stamp()} {done}{note}")
+        finally:
+            if keep_data:
+                result.lines.append(f"  Данные сохранены: OMIS_TABLE_PREFIX={prefix}")
+            else:
+                for suffix in tables.TABLE_SUFFIXES:
+                    try:
+                        tables.table(suffix).delete_table()
+                    except Exception as exc:  # noqa: BLE001 - leftovers are named, not fatal
+                        logger.warning("Таблица сценария %s%s не удалена: %s", prefix, suffix, exc)
+    result.lines.append("  Итог: пройден" if result.passed else "  Итог: НЕ пройден")
+    return result
+
+
+def visible_text(telegram_html: str) -> str:
+    """Return what a reader sees of a Telegram HTML text (tags dropped, entities decoded)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", telegram_html))
+
+
+def _expect_equal(what: str, expected: object, actual: object) -> None:
+    if expected != actual:
+        raise ExpectationFailed(f"{what}: ожидалось {expected!r}, получено {actual!r}")
+
+
+class Player:
+    """Carry out the steps of one scenario on its own clock."""
+
+    def __init__(self, scenario: Scenario, settings: Settings) -> None:
+        self.scenario = scenario
+        self.settings = settings
+        self.now = scenario.start
+        self.mailbox: list[Any] = []
+        self.reminder: Any = None
+        self._delivered = 0
+
+    def stamp(self) -> str:
+        """Return the scenario clock as shown in the lines, in OMIS_TIMEZONE."""
+        return f"[{self.now.astimezone(self.settings.timezone):%d.%m %H:%M}]"
+
+    def run(self, step: dict[str, Any]) -> str:
+        """Carry out one step; return what it did; raise ExpectationFailed when a check fails."""
+        return getattr(self, "_" + step["do"])(step)
+
+    def _create(self, step: dict[str, Any]) -> str:
+        from .. import store
+
+        for item in step["requests"]:
+            store.add_request(str(item["number"]), position=str(item.get("position", "")),
+                              description=str(item.get("description", "")), author=SCENARIO_AUTHOR, now=self.now)
+        return "созданы заявки " + ", ".join(str(item["number"]) for item in step["requests"])
+
+    def _set_status(self, step: dict[str, Any]) -> str:
+        from .. import store
+
+        store.update_status(str(step["number"]), step["status"], comment=str(step.get("comment", "")),
+                            author=SCENARIO_AUTHOR, now=self.now)
+        return f"инженер поставил заявке {step['number']} статус «{step['status']}»"
+
+    def _advance(self, step: dict[str, Any]) -> str:
+        delta = timedelta(days=step.get("days", 0), hours=step.get("hours", 0), minutes=step.get("minutes", 0))
+        self.now += delta
+        return f"прошло {int(delta.total_seconds() // 60)} мин"
+
+    def _deliver(self, step: dict[str, Any]) -> str:
+        from ..mail.graph import GraphMessage
+
+        for item in step["messages"]:
+            self._delivered += 1
+            name, address = parseaddr(str(item.get("from", "Подрядчик <contractor@example.com>")))
+            message_id = item.get("internet_message_id") or f"<{self.scenario.name}-{self._delivered}@scenario.omis>"
+            self.mailbox.append(GraphMessage(
+                graph_id=f"SCENARIO-{self.scenario.name}-{self._delivered}",   # a copy gets an id of its own
+                internet_message_id=message_id, conversation_id=item.get("conversation_id"),
+                subject=str(item.get("subject", "")), body=str(item.get("body", "")),
+                unique_body=item.get("unique_body"), sender_name=name, sender_address=address,
+                received=self.now + timedelta(minutes=item.get("received", 0))))
+        return "доставлены письма: " + "; ".join(f"«{m.get('subject', '')}»" for m in step["messages"])
+
+    def _run_mail(self, step: dict[str, Any]) -> str:
+        from ..mail.sync import apply_messages
+
+        messages, self.mailbox = self.mailbox, []
+        report = apply_messages(messages)
+        counts = {name: getattr(report, name) for name in MAIL_COUNTS}
+        for name, expected in (step.get("expect") or {}).items():
+            _expect_equal(f"почта: {name}", expected, counts.get(name))
+        return "почта: " + ", ".join(f"{MAIL_COUNTS[name]} {value}" for name, value in counts.items())
+
+    def _run_reminders(self, step: dict[str, Any]) -> str:
+        from .remind import notify_delays
+
+        captured: list[str] = []
+
+        def capture(part: str) -> bool:
+            captured.append(part)
+            return True   # as if Telegram accepted it: the reminder is recorded
+
+        self.reminder = notify_delays(step.get("minutes"), now=self.now, transport=capture)
+        sent = f" Заявки: {', '.join(self.reminder.numbers)}." if captured else ""
+        return self.reminder.summary() + sent
+
+    def _expect_status(self, step: dict[str, Any]) -> str:
+        from .. import store
+
+        for number, expected in step["requests"].items():
+            wanted = expected if isinstance(expected, dict) else {"status": expected}
+            request = store.get_request(number)
+            if request is None:
+                raise ExpectationFailed(f"заявки {number} нет")
+            if "status" in wanted:
+                _expect_equal(f"статус заявки {number}", wanted["status"], request.status)
+            if "mail_entries" in wanted:
+                mail = sum(1 for entry in request.history if entry.source == "mail")
+                _expect_equal(f"писем в истории заявки {number}", wanted["mail_entries"], mail)
+            if "comment_contains" in wanted and wanted["comment_contains"] not in request.comment:
+                raise ExpectationFailed(f"в комментарии заявки {number} нет «{wanted['comment_contains']}»: "
+                                        f"«{request.comment}»")
+        return "статусы как ожидалось: " + ", ".join(f"{n}" for n in step["requests"])
+
+    def _expect_reminded(self, step: dict[str, Any]) -> str:
+        if self.reminder is None:
+            raise ExpectationFailed("перед expect_reminded нужен шаг run_reminders")
+        report = self.reminder
+        _expect_equal("заявки в напоминании", sorted(map(str, step["numbers"])), sorted(report.numbers))
+        text = visible_text(report.text)
+        for needle in step.get("contains", []):
+            if needle not in text:
+                raise ExpectationFailed(f"в напоминании нет «{needle}»: {text!r}")
+        for needle in step.get("absent", []):
+            if needle in text:
+                raise ExpectationFailed(f"в напоминании есть «{needle}», а не должно быть")
+        for name in ("skipped_repeat", "skipped_off_hours"):
+            if name in step:
+                _expect_equal(name, step[name], getattr(report, name))
+        return "напоминание как ожидалось" if step["numbers"] else "напоминаний нет, как ожидалось"
