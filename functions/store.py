@@ -77,6 +77,7 @@ __all__ = [
     "update_comment",
     "get_delayed_requests",
     "record_reminder",
+    "record_reminders",
     "status_counts",
     "apply_mail",
     "message_key",
@@ -485,12 +486,17 @@ def apply_mail(number: str, *, message: str, status: str | None, comment: str, r
                    mail_position=position, marker=message)
 
 
-def record_reminder(number: str, at: datetime) -> bool:
-    """Note that a reminder about a request went out; False if it is gone or final by now."""
+def record_reminder(number: str, at: datetime, status_since: datetime | None = None) -> bool:
+    """Note that a reminder about a request went out; False if it is gone or final by now.
+
+    With `status_since`, only if the status has not changed since then (the reminder was about it).
+    """
     with translate_errors():
         for attempt in range(MAX_ATTEMPTS):
             old = _read_row(number)
             if old is None or old["Status"] in FINAL_STATUSES:
+                return False
+            if status_since is not None and as_utc(old["StatusUpdatedAt"]) != status_since:
                 return False
             delay_key = f"d_{ts_key(as_utc(old['StatusUpdatedAt']))}_{number_key(old['Number'])}"
             ops = [
@@ -508,3 +514,29 @@ def record_reminder(number: str, at: datetime) -> bool:
                     raise
                 _backoff(attempt)
     return False
+
+
+def record_reminders(requests: Iterable[Request], at: datetime) -> int:
+    """Note one reminder for many requests, in few transactions; return how many were noted.
+
+    Each batch merges the reminder time into the request rows and their delay rows; a batch
+    fails whole if a request changed its status meanwhile (its delay row is gone), and then
+    every request of that batch is noted one by one, guarded by its ETag.
+    """
+    pending = [r for r in requests if r.status not in FINAL_STATUSES]
+    noted = 0
+    for start in range(0, len(pending), 50):
+        chunk = pending[start:start + 50]
+        ops: list[tuple] = []
+        for request in chunk:
+            key = number_key(request.number)
+            for row_key in ("r_" + key, f"d_{ts_key(request.status_updated_at)}_{key}"):
+                ops.append(("update", {"PartitionKey": PARTITION, "RowKey": row_key, "LastRemindedAt": at},
+                            {"mode": UpdateMode.MERGE}))
+        try:
+            with translate_errors():
+                _submit(ops)
+            noted += len(chunk)
+        except TableTransactionError:
+            noted += sum(record_reminder(r.number, at, status_since=r.status_updated_at) for r in chunk)
+    return noted

@@ -118,13 +118,14 @@ def _deliver(text: str, due: list[Request], transport: Transport) -> tuple[list[
 
 
 def _record(requests_: list[Request], at: datetime) -> None:
-    """Note the reminder on each request; a failure only means it is reminded again next pass."""
-    for request in requests_:
-        try:
-            if not store.record_reminder(request.number, at):
-                logger.info("Заявка %s уже закрыта или удалена — напоминание не отмечено", request.number)
-        except store.StoreError as exc:
-            logger.error("Не удалось отметить напоминание о заявке %s: %s", request.number, exc)
+    """Note the reminder on the requests; a failure only means they are reminded again next pass."""
+    try:
+        noted = store.record_reminders(requests_, at)
+    except store.StoreError as exc:
+        logger.error("Не удалось отметить напоминания (%d заявок): %s", len(requests_), exc)
+        return
+    if noted < len(requests_):
+        logger.info("Напоминание не отмечено у %d заявок: они уже закрыты или удалены", len(requests_) - noted)
 
 
 def notify_delays(minutes: int | None = None, send: bool = True, now: datetime | None = None, *,

@@ -277,3 +277,16 @@ def test_endless_conflicts_give_storage_busy_and_write_nothing(store, monkeypatc
     assert issubclass(store.StorageBusy, store.StorageUnavailable)  # a mail pass stops and retries later
     monkeypatch.undo()
     assert store.get_request("C").status == store.DEFAULT_STATUS
+
+
+def test_record_reminders_in_one_batch_and_skips_changed_requests(store):
+    for n in ("A", "B", "C"):
+        store.add_request(n, now=T0)
+    delayed = store.get_delayed_requests(minutes=60, now=at(120))
+    store.update_status("B", "принята в работу", now=at(121))  # B moved on after the read
+    store.update_status("C", "выполнена", now=at(122))
+    assert store.record_reminders(delayed, at(125)) == 1  # only A: the reminder was not about B's new status
+    assert store.get_request("A").last_reminded_at == at(125)
+    assert store.get_request("B").last_reminded_at is None
+    assert store.get_request("C").last_reminded_at is None
+    assert [r.last_reminded_at for r in store.get_delayed_requests(minutes=60, now=at(130))] == [at(125)]
