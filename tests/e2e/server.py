@@ -16,7 +16,8 @@ from typing import Any
 from scripts.azurite import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+# Debian's Chromium by default; elsewhere point OMIS_CHROMIUM at a Chromium or Chrome binary.
+CHROMIUM = os.environ.get("OMIS_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
