@@ -20,6 +20,7 @@ from .tables import (
     as_utc,
     decode_cursor,
     encode_cursor,
+    fit_text,
     inverted_ts_key,
     number_key,
     table,
@@ -29,7 +30,9 @@ from .tables import (
 UNMATCHED = "unmatched"
 STATE = "state"
 CONVERSATIONS = "conv"
-_TEXT_MAX = 30_000  # characters kept of an unmatched mail's text (a property holds 64 KiB)
+# What is kept of an unmatched mail's text and numbers, in UTF-16 units (a property holds 32K).
+_TEXT_MAX = 30_000
+_NUMBERS_MAX = 30_000
 
 
 @dataclass(frozen=True)
@@ -50,13 +53,25 @@ def _row_key(mail: UnmatchedMail) -> str:
     return f"{inverted_ts_key(mail.received)}_{mail.message_key}"
 
 
+def _numbers_json(numbers: tuple[str, ...]) -> str:
+    """Return the numbers as JSON, as many of them as fit one property."""
+    kept: list[str] = []
+    size = 2
+    for number in numbers:
+        size += len(json.dumps(number)) + 2   # ASCII-escaped: one UTF-16 unit per character
+        if size > _NUMBERS_MAX:
+            break
+        kept.append(number)
+    return json.dumps(kept)
+
+
 def save_unmatched_mail(mail: UnmatchedMail) -> None:
-    """Keep an unmatched mail (saving the same message again changes nothing)."""
+    """Keep an unmatched mail (saving the same message again changes nothing); any size fits."""
     entity = {
         "PartitionKey": UNMATCHED, "RowKey": _row_key(mail), "Subject": mail.subject[:2000],
-        "Sender": mail.sender[:500], "Received": mail.received, "Numbers": json.dumps(list(mail.numbers)),
+        "Sender": mail.sender[:500], "Received": mail.received, "Numbers": _numbers_json(mail.numbers),
         "MessageId": mail.message_id[:1000], "MessageKey": mail.message_key, "Reason": mail.reason[:2000],
-        "Text": mail.text[:_TEXT_MAX],
+        "Text": fit_text(mail.text, _TEXT_MAX),
     }
     with translate_errors():
         table(MAIL_TABLE).upsert_entity(entity, mode=UpdateMode.REPLACE)

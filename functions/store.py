@@ -78,6 +78,8 @@ __all__ = [
     "get_delayed_requests",
     "record_reminder",
     "record_reminders",
+    "claim_reminders",
+    "release_reminders",
     "status_counts",
     "apply_mail",
     "message_key",
@@ -517,26 +519,110 @@ def record_reminder(number: str, at: datetime, status_since: datetime | None = N
 
 
 def record_reminders(requests: Iterable[Request], at: datetime) -> int:
-    """Note one reminder for many requests, in few transactions; return how many were noted.
+    """Note one reminder for many requests, in few transactions; return how many (see claim_reminders)."""
+    return len(claim_reminders(requests, at))
 
-    Each batch merges the reminder time into the request rows and their delay rows; a batch
-    fails whole if a request changed its status meanwhile (its delay row is gone), and then
-    every request of that batch is noted one by one, guarded by its ETag.
+
+def _delay_key(request: Request) -> str:
+    return f"d_{ts_key(request.status_updated_at)}_{number_key(request.number)}"
+
+
+def _get_row(row_key: str) -> dict[str, Any] | None:
+    try:
+        return _requests_table().get_entity(PARTITION, row_key)
+    except ResourceNotFoundError:
+        return None
+
+
+def _claim_ops(request: Request, delay_row: dict[str, Any], at: datetime) -> list[tuple]:
+    """Merge the reminder time into a request's delay row (guarded by its ETag) and request row."""
+    return [
+        ("update", {"PartitionKey": PARTITION, "RowKey": delay_row["RowKey"], "LastRemindedAt": at},
+         {"mode": UpdateMode.MERGE, "etag": delay_row.metadata["etag"],
+          "match_condition": MatchConditions.IfNotModified}),
+        ("update", {"PartitionKey": PARTITION, "RowKey": "r_" + number_key(request.number), "LastRemindedAt": at},
+         {"mode": UpdateMode.MERGE}),
+    ]
+
+
+def _still_as_read(request: Request, delay_row: dict[str, Any] | None) -> bool:
+    """Say whether a delay row still shows the request as the pass read it (same status, same reminder)."""
+    return delay_row is not None and as_utc(delay_row.get("LastRemindedAt")) == request.last_reminded_at
+
+
+def _claim_one(request: Request, at: datetime) -> bool:
+    for attempt in range(MAX_ATTEMPTS):
+        row = _get_row(_delay_key(request))
+        if not _still_as_read(request, row):
+            return False
+        try:
+            _submit(_claim_ops(request, row, at))
+            return True
+        except TableTransactionError as exc:
+            if getattr(exc, "status_code", None) == 404:  # the request row is gone
+                return False
+            if not _is_conflict(exc):
+                raise
+            _backoff(attempt)
+    return False
+
+
+def claim_reminders(requests: Iterable[Request], at: datetime) -> list[Request]:
+    """Note a reminder at `at` before it goes out; return the requests this call noted.
+
+    A request is noted only while its delay row still carries the reminder time the pass read
+    (checked against the row's ETag in the same transaction): of two passes that read the same
+    delayed request, one notes it and sends, the other gets nothing. A request whose status
+    changed since it was read is not noted (its delay row is gone). Batches of 50 requests; a
+    batch that fails whole is retried request by request.
     """
     pending = [r for r in requests if r.status not in FINAL_STATUSES]
-    noted = 0
-    for start in range(0, len(pending), 50):
-        chunk = pending[start:start + 50]
-        ops: list[tuple] = []
-        for request in chunk:
-            key = number_key(request.number)
-            for row_key in ("r_" + key, f"d_{ts_key(request.status_updated_at)}_{key}"):
-                ops.append(("update", {"PartitionKey": PARTITION, "RowKey": row_key, "LastRemindedAt": at},
-                            {"mode": UpdateMode.MERGE}))
+    if not pending:
+        return []
+    claimed: list[Request] = []
+    with translate_errors():
+        oldest = min(r.status_updated_at for r in pending)
+        newest = max(r.status_updated_at for r in pending)
+        rows = {e["RowKey"]: e for e in _range("d_", after=f"d_{ts_key(oldest)}", before=f"d_{ts_key(newest)}_~")}
+        ready = [(r, rows[_delay_key(r)]) for r in pending if _still_as_read(r, rows.get(_delay_key(r)))]
+        for start in range(0, len(ready), 50):
+            chunk = ready[start:start + 50]
+            try:
+                _submit([op for request, row in chunk for op in _claim_ops(request, row, at)])
+                claimed += [request for request, _ in chunk]
+            except TableTransactionError:
+                claimed += [request for request, _ in chunk if _claim_one(request, at)]
+    return claimed
+
+
+def _release_one(request: Request, at: datetime) -> bool:
+    for attempt in range(MAX_ATTEMPTS):
+        ops = []
+        for row in (_get_row(_delay_key(request)), _get_row("r_" + number_key(request.number))):
+            if row is None or as_utc(row.get("LastRemindedAt")) != at:
+                continue
+            restored = {k: v for k, v in row.items() if k != "LastRemindedAt"}
+            if request.last_reminded_at is not None:
+                restored["LastRemindedAt"] = request.last_reminded_at
+            ops.append(("update", restored, {"mode": UpdateMode.REPLACE, "etag": row.metadata["etag"],
+                                             "match_condition": MatchConditions.IfNotModified}))
+        if not ops:
+            return False
         try:
-            with translate_errors():
-                _submit(ops)
-            noted += len(chunk)
-        except TableTransactionError:
-            noted += sum(record_reminder(r.number, at, status_since=r.status_updated_at) for r in chunk)
-    return noted
+            _submit(ops)
+            return True
+        except TableTransactionError as exc:
+            if not _is_conflict(exc):
+                raise
+            _backoff(attempt)
+    return False
+
+
+def release_reminders(requests: Iterable[Request], at: datetime) -> int:
+    """Take back the reminder noted at `at` from requests it did not reach; return how many.
+
+    Each request gets back the reminder time it had when the pass read it, unless its rows
+    carry another reminder time by now (another pass, a status change).
+    """
+    with translate_errors():
+        return sum(_release_one(request, at) for request in requests)

@@ -76,6 +76,23 @@ def decode_cursor(cursor: str) -> str:
     return key
 
 
+def fit_text(text: str, max_units: int) -> str:
+    """Cut a text to at most `max_units` UTF-16 code units, how Table Storage measures a string.
+
+    A property holds 64 KiB, i.e. 32K units: a character outside the BMP (an emoji) takes two,
+    so a limit in characters is not enough. Never cuts a surrogate pair in half.
+    """
+    if len(text) * 2 <= max_units:
+        return text
+    data = text.encode("utf-16-le", "surrogatepass")
+    if len(data) <= 2 * max_units:
+        return text
+    cut = data[:2 * max_units]
+    if 0xD800 <= int.from_bytes(cut[-2:], "little") <= 0xDBFF:
+        cut = cut[:-2]
+    return cut.decode("utf-16-le", "surrogatepass")
+
+
 def as_utc(value: datetime | None) -> datetime | None:
     """Return a plain aware UTC datetime (Table Storage gives its own subclass)."""
     if value is None:

@@ -1,12 +1,14 @@
-"""One pass of reminders: read the delayed requests, send one digest, note who was reminded.
+"""One pass of reminders: read the delayed requests, note who is reminded, send one digest.
 
 Only the store's delay index is read, so a pass costs as much as there are delayed requests.
-A reminder is noted per request (store.record_reminder) only once the Telegram message that
-carried its line was accepted: the digest is sent part by part, and the requests of the parts
-Telegram refused are reminded about again on the next pass. Without Telegram settings the
-digest goes to the log (`[FAKE TELEGRAM] …`), which is the channel of a local set-up, so the
-reminders are noted too — otherwise every timer tick would log the same digest again.
-A dry run logs the digest and changes nothing.
+The reminder is noted on the requests (store.claim_reminders) *before* it goes out, each
+guarded by its row's ETag: of two passes that run at once (a timer run twice, `run` beside
+the timer), only one notes a request, and only that one names it in its digest. The digest is
+sent part by part; the requests of the parts Telegram refused are given back their previous
+reminder time (store.release_reminders), so they are reminded about again on the next pass.
+Without Telegram settings the digest goes to the log (`[FAKE TELEGRAM] …`), which is the
+channel of a local set-up, so the reminders are noted too — otherwise every timer tick would
+log the same digest again. A dry run logs the digest and changes nothing.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ class ReminderReport:
 
     delayed: int = 0              # delayed requests found in the delay index
     reminded: int = 0             # named in a digest that was accepted (or logged, without Telegram)
-    skipped_repeat: int = 0       # delayed, but reminded about within OMIS_ALERT_REPEAT_MINUTES
+    skipped_repeat: int = 0       # delayed, but reminded within OMIS_ALERT_REPEAT_MINUTES (or by a pass beside)
     skipped_off_hours: int = 0    # due, but now is outside working hours
     failed: int = 0               # due, but the message carrying them was not accepted
     sent: bool = False            # Telegram accepted every part of the digest
@@ -117,15 +119,16 @@ def _deliver(text: str, due: list[Request], transport: Transport) -> tuple[list[
     return accepted, pending
 
 
-def _record(requests_: list[Request], at: datetime) -> None:
-    """Note the reminder on the requests; a failure only means they are reminded again next pass."""
-    try:
-        noted = store.record_reminders(requests_, at)
-    except store.StoreError as exc:
-        logger.error("Не удалось отметить напоминания (%d заявок): %s", len(requests_), exc)
+def _release(requests_: list[Request], at: datetime) -> None:
+    """Give back the reminders that did not go out, so the next pass sends them."""
+    if not requests_:
         return
-    if noted < len(requests_):
-        logger.info("Напоминание не отмечено у %d заявок: они уже закрыты или удалены", len(requests_) - noted)
+    try:
+        store.release_reminders(requests_, at)
+    except store.StoreError as exc:
+        # They stay noted: reminded one repeat interval late, never twice.
+        logger.error("Не удалось вернуть неотправленные напоминания (%d заявок), они придут через интервал "
+                     "повтора: %s", len(requests_), exc)
 
 
 def notify_delays(minutes: int | None = None, send: bool = True, now: datetime | None = None, *,
@@ -160,6 +163,16 @@ def notify_delays(minutes: int | None = None, send: bool = True, now: datetime |
         logger.info("%s", report.summary())
         return report
 
+    if send:
+        claimed = store.claim_reminders(due, now)   # StorageUnavailable stops the pass: nothing is sent
+        if len(claimed) < len(due):
+            logger.info("Напоминания: %d заявок уже напоминает другой проход или они изменились",
+                        len(due) - len(claimed))
+            report.skipped_repeat += len(due) - len(claimed)
+            due = claimed
+        if not due:
+            logger.info("%s", report.summary())
+            return report
     items = [(request, quiet_minutes(request, now, settings)) for request in due]
     report.text = build_digest(items, now=now, tz=settings.timezone, public_url=settings.public_url)
     report.numbers = [request.number for request in due]
@@ -171,7 +184,6 @@ def notify_delays(minutes: int | None = None, send: bool = True, now: datetime |
     if transport is None and not settings.telegram_configured:
         send_message(report.text, settings=settings)   # logs [FAKE TELEGRAM] …
         report.log_only = True
-        _record(due, now)
         report.reminded = len(due)
         logger.info("%s", report.summary())
         return report
@@ -182,12 +194,13 @@ def notify_delays(minutes: int | None = None, send: bool = True, now: datetime |
     def to_telegram(part: str) -> bool:
         return send_message(part, settings=settings, session=bot_session, sleep=sleep)
 
+    rejected = list(due)
     try:
         accepted, rejected = _deliver(report.text, due, transport or to_telegram)
     finally:
         if own_session and bot_session is not None:
             bot_session.close()
-    _record(accepted, now)
+        _release(rejected, now)   # also when sending raised: a failed send records nothing
     report.reminded, report.failed = len(accepted), len(rejected)
     report.sent = not rejected
     log = logger.info if report.ok else logger.error

@@ -51,6 +51,7 @@ class _Scripted:
     status: int
     body: dict[str, Any] | None
     delay: float = 0.0
+    hold: tuple[threading.Event, threading.Event] | None = None   # (arrived, release)
 
 
 class HtmlError(ValueError):
@@ -215,6 +216,13 @@ class FakeTelegram:
         """Answer the next call only after `seconds` (then normally)."""
         self.respond_next(200, None, delay=seconds, method=method)
 
+    def hold_next(self, *, method: str | None = "sendMessage") -> tuple[threading.Event, threading.Event]:
+        """Hold the next call of `method` until released (then answer normally); return (arrived, release)."""
+        arrived, release = threading.Event(), threading.Event()
+        with self._lock:
+            self._script.append(_Scripted(method, 200, None, hold=(arrived, release)))
+        return arrived, release
+
     def add_update(self, kind: str, payload: dict[str, Any]) -> None:
         """Queue an update (`message`, `my_chat_member`, …) for getUpdates."""
         with self._lock:
@@ -234,6 +242,10 @@ class FakeTelegram:
             return 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
         scripted = self._take_script(method)
         if scripted is not None:
+            if scripted.hold is not None:
+                arrived, release = scripted.hold
+                arrived.set()
+                release.wait(timeout=30)   # bounded, whatever the test does
             if scripted.delay and self._stopping.wait(scripted.delay):
                 return 503, {"ok": False, "error_code": 503, "description": "Service Unavailable"}
             if scripted.body is not None:
