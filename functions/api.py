@@ -10,7 +10,17 @@ import azure.functions as func
 
 from . import mailstore, store
 from .delays import is_delayed
-from .httputil import guarded_json, iso, json_error, json_response, request_author, request_json, route_tail
+from .httputil import (
+    cursor_param,
+    guarded_json,
+    iso,
+    json_error,
+    json_response,
+    plain_int,
+    request_author,
+    request_json,
+    route_tail,
+)
 from .model import ValidationError, utcnow
 from .settings import get_settings
 from .tables import StorageUnavailable
@@ -20,25 +30,31 @@ logger = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 
-def _json_body(req: func.HttpRequest) -> dict[str, Any] | func.HttpResponse:
+def _json_body(req: func.HttpRequest, fields: frozenset[str]) -> dict[str, Any] | func.HttpResponse:
     """Return the JSON object of a request body, or the error response to give instead."""
     ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if ctype != "application/json":
         return json_error("Ожидается тело с Content-Type: application/json.", 415)
     try:
         data = json.loads((req.get_body() or b"").decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return json_error("Тело запроса — не JSON.", 400)
+        # "\ud800" parses into a str that is not text: it could be neither stored nor sent back as UTF-8.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
+        return json_error("Тело запроса — не JSON в UTF-8.", 400)
     if not isinstance(data, dict):
         return json_error("Ожидается JSON-объект.", 400)
+    unknown = set(data) - fields
+    if unknown:
+        return json_error("Неизвестные поля: " + ", ".join(sorted(unknown)), 400,
+                          {name: "Неизвестное поле." for name in sorted(unknown)})
     return data
 
 
 def _limit(req: func.HttpRequest) -> int:
-    raw = req.params.get("limit") or "50"
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    limit = plain_int(req.params.get("limit") or "50")
+    if limit is None or not 1 <= limit <= 100:
         raise ValidationError({"limit": "limit: целое число от 1 до 100."})
-    return int(raw)
+    return limit
 
 
 def _invalid(exc: ValidationError) -> func.HttpResponse:
@@ -64,7 +80,7 @@ def api_requests(req: func.HttpRequest) -> func.HttpResponse:
     settings = get_settings()
     try:
         page = store.get_requests(status=req.params.get("status") or None, q=req.params.get("q") or None,
-                                  limit=_limit(req), cursor=req.params.get("cursor") or None)
+                                  limit=_limit(req), cursor=cursor_param(req))
     except ValidationError as exc:
         return _invalid(exc)
     now = utcnow()
@@ -73,13 +89,9 @@ def api_requests(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _create(req: func.HttpRequest) -> func.HttpResponse:
-    data = _json_body(req)
+    data = _json_body(req, frozenset({"number", "position", "description"}))
     if isinstance(data, func.HttpResponse):
         return data
-    unknown = set(data) - {"number", "position", "description"}
-    if unknown:
-        return json_error("Неизвестные поля: " + ", ".join(sorted(unknown)), 400,
-                          {name: "Неизвестное поле." for name in sorted(unknown)})
     try:
         created = store.add_request(data.get("number"), data.get("position", ""), data.get("description", ""),
                                     author=request_author(req), source="api")
@@ -108,7 +120,7 @@ def api_request(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _change_status(req: func.HttpRequest, number: str) -> func.HttpResponse:
-    data = _json_body(req)
+    data = _json_body(req, frozenset({"status", "comment"}))
     if isinstance(data, func.HttpResponse):
         return data
     try:
@@ -128,7 +140,7 @@ def _change_status(req: func.HttpRequest, number: str) -> func.HttpResponse:
 def api_unmatched_mail(req: func.HttpRequest) -> func.HttpResponse:
     """List mail that named no known request."""
     try:
-        items, cursor = mailstore.list_unmatched_mail(limit=_limit(req), cursor=req.params.get("cursor") or None)
+        items, cursor = mailstore.list_unmatched_mail(limit=_limit(req), cursor=cursor_param(req))
     except ValidationError as exc:
         return _invalid(exc)
     except ValueError:

@@ -25,6 +25,8 @@ from .settings import DEFAULT_SCHEDULE
 logger = logging.getLogger(__name__)
 
 MAX_READ = 8 * 1024 * 1024  # bodies above this are refused unread; the app itself limits to 64 KiB
+REQUEST_TIMEOUT = 30.0  # seconds a client may stall (a body shorter than its Content-Length) before it is dropped
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _PARAM_RE = re.compile(r"^\{(\*?)([A-Za-z_][A-Za-z0-9_]*)((?::[^}?:]+)*)(\?)?\}$")
 
 
@@ -220,15 +222,49 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "OMIS-devhost"
         protocol_version = "HTTP/1.1"
+        timeout = REQUEST_TIMEOUT  # applied to the socket by StreamRequestHandler.setup
+        # Not HTTP/0.9: the answer to a garbled request line must still carry its status line (400, 505).
+        default_request_version = "HTTP/1.0"
+
+        def _refuse(self, status: int, message: str, started: float) -> None:
+            """Answer a request that cannot be read safely, and drop the connection (its bytes are unknown)."""
+            self._send(func.HttpResponse(message, status_code=status, mimetype="text/plain", charset="utf-8"),
+                       started, close=True)
+
+        def _content_length(self) -> int | None:
+            """Return the declared body length (0 when none), or None when it is malformed or ambiguous."""
+            values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+            if not values:
+                return 0
+            value = values.pop()
+            if values or not (value.isascii() and value.isdigit()):
+                return None
+            return int(value) if len(value) <= 18 else MAX_READ + 1
 
         def _handle(self) -> None:
             started = time.perf_counter()
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_READ:
-                self._send(func.HttpResponse("Тело запроса слишком велико.", status_code=413), started, close=True)
+            if self.headers.get("Transfer-Encoding"):
+                self._refuse(411, "Нужен заголовок Content-Length (Transfer-Encoding не поддерживается).", started)
                 return
-            body = self.rfile.read(length) if length else b""
+            length = self._content_length()
+            if length is None:
+                self._refuse(400, "Неверный заголовок Content-Length.", started)
+                return
+            if length > MAX_READ:
+                self._refuse(413, "Тело запроса слишком велико.", started)
+                return
             host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+            if not _HOST_RE.match(host) or not self.path.startswith("/"):
+                self._refuse(400, "Неверный заголовок Host или путь запроса.", started)
+                return
+            try:
+                body = self.rfile.read(length) if length else b""
+            except TimeoutError:
+                self._refuse(408, "Тело запроса не пришло целиком.", started)
+                return
+            if len(body) != length:  # the client closed before sending the whole body: act on none of it
+                self.close_connection = True
+                return
             headers = {k: v for k, v in self.headers.items()}
             try:
                 response = dispatch(routes, self.command, f"http://{host}{self.path}", headers, body)

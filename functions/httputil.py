@@ -10,13 +10,14 @@ from urllib.parse import unquote
 
 import azure.functions as func
 
-from .model import Request
+from .model import Request, ValidationError
 from .settings import SettingsError, get_settings
 from .tables import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+CURSOR_MAX = 1024
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -35,8 +36,8 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    """Return a JSON response (UTF-8, not ASCII-escaped)."""
-    return func.HttpResponse(json.dumps(data, ensure_ascii=False), status_code=status,
+    """Return a JSON response (UTF-8, not ASCII-escaped; a lone surrogate from storage becomes «?»)."""
+    return func.HttpResponse(json.dumps(data, ensure_ascii=False).encode("utf-8", "replace"), status_code=status,
                              mimetype="application/json", charset="utf-8",
                              headers={**SECURITY_HEADERS, "Cache-Control": "no-store", **(headers or {})})
 
@@ -84,10 +85,27 @@ def request_json(request: Request, now: datetime, delayed: bool | None = None,
 
 def body_too_large(req: func.HttpRequest) -> bool:
     """Say whether a request body is over the 64 KiB limit."""
-    declared = req.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+    declared = (req.headers.get("Content-Length") or "").strip()
+    # ASCII digits only: str.isdigit() also takes «²» and «١», which int() refuses or misreads.
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > MAX_BODY):
         return True
     return len(req.get_body() or b"") > MAX_BODY
+
+
+def plain_int(text: str, max_digits: int = 6) -> int | None:
+    """Return a short run of ASCII digits as an int, or None for anything else («²», «1e3», «-1», «»)."""
+    if not text or len(text) > max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)
+
+
+def cursor_param(req: func.HttpRequest) -> str | None:
+    """Return the `cursor` query value; ValidationError when it is too long to be one of ours."""
+    cursor = req.params.get("cursor") or None
+    # A cursor is a RowKey (≤ 512 chars) in base64; a longer one would only make storage refuse the query.
+    if cursor is not None and len(cursor) > CURSOR_MAX:
+        raise ValidationError({"cursor": "Неверный курсор."})
+    return cursor
 
 
 def guarded_json(handler: Handler) -> Handler:

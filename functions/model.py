@@ -33,6 +33,7 @@ MAIL_COMMENT_MAX = 500      # composed from mail
 
 # Letters (any alphabet), digits, "-", "_", "/", ".".
 _NUMBER_RE = re.compile(r"^(?:[^\W_]|[-_/.])+$")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 class ValidationError(ValueError):
@@ -58,10 +59,15 @@ def number_error(number: object) -> str | None:
     if not isinstance(number, str) or not number.strip():
         return "Укажите номер заявки."
     text = number.strip()
-    if len(text) > NUMBER_MAX:
+    # The case-folded form is bounded too: it becomes the storage key, and a few letters fold
+    # into several («ß» → «ss», «ΐ» → three), which would push the key past Table Storage's limit.
+    if len(text) > NUMBER_MAX or len(normalize_number(text)) > NUMBER_MAX:
         return f"Номер не длиннее {NUMBER_MAX} символов."
     if not _NUMBER_RE.match(text):
         return "Номер может содержать только буквы, цифры и знаки - _ / ."
+    # Browsers and hosts rewrite "." and ".." path segments, so such a number's card could not be opened.
+    if any(part in (".", "..") for part in text.split("/")):
+        return "Часть номера между знаками «/» не может быть «.» или «..»."
     return None
 
 
@@ -70,6 +76,8 @@ def _text_error(value: object, limit: int, what: str) -> str | None:
         return f"{what}: ожидается текст."
     if "\x00" in value:
         return f"{what}: недопустимый символ NUL."
+    if _SURROGATE_RE.search(value):  # JSON "\ud800": not text, cannot be stored or shown as UTF-8
+        return f"{what}: недопустимые символы (одиночные суррогаты UTF-16)."
     if len(value) > limit:
         return f"{what}: не длиннее {limit} символов."
     return None

@@ -62,7 +62,7 @@ def check_csrf_token(key: str, author: str, token: str | None, now: float | None
     if not token or len(token) > 200 or "." not in token:
         return False
     issued_text, mac = token.split(".", 1)
-    if not issued_text.isdigit():
+    if not (issued_text.isascii() and issued_text.isdigit()):  # «²».isdigit() is True, int("²") fails
         return False
     issued, current = int(issued_text), _now(now)
     if issued > current + CLOCK_SKEW or current - issued > max_age:

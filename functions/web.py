@@ -22,7 +22,7 @@ from markupsafe import Markup
 
 from . import mailstore, store
 from .delays import is_delayed, quiet_minutes
-from .httputil import SECURITY_HEADERS, body_too_large, iso, request_author, route_tail
+from .httputil import SECURITY_HEADERS, body_too_large, cursor_param, iso, request_author, route_tail
 from .model import STATUSES, Request, ValidationError, utcnow
 from .settings import Settings, SettingsError, get_settings
 from .signing import (
@@ -119,7 +119,9 @@ def _page(req: func.HttpRequest, template: str, code: int = 200, cookie: str | N
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
     if cookie:
         headers["Set-Cookie"] = cookie
-    return func.HttpResponse(html, status_code=code, mimetype="text/html", charset="utf-8", headers=headers)
+    # "replace": a lone surrogate that reached storage some other way (mail) must not break every page.
+    return func.HttpResponse(html.encode("utf-8", "replace"), status_code=code, mimetype="text/html",
+                             charset="utf-8", headers=headers)
 
 
 def _error(req: func.HttpRequest, code: int, title: str, message: str) -> func.HttpResponse:
@@ -187,7 +189,9 @@ def _form(req: func.HttpRequest) -> dict[str, str] | func.HttpResponse:
     if ctype != "application/x-www-form-urlencoded":
         return _error(req, 415, "Неверный формат формы", "Форма отправляется как application/x-www-form-urlencoded.")
     try:
-        parsed = parse_qs((req.get_body() or b"").decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        # errors="strict": a percent-encoded byte that is not UTF-8 is refused, not stored as U+FFFD.
+        parsed = parse_qs((req.get_body() or b"").decode("utf-8"), keep_blank_values=True, max_num_fields=20,
+                          errors="strict")
     except (UnicodeDecodeError, ValueError):
         return _error(req, 400, "Неверные данные формы", "Не удалось прочитать отправленную форму.")
     return {name: values[0].replace("\r\n", "\n") for name, values in parsed.items()}
@@ -229,10 +233,10 @@ def _row(request: Request, now: datetime, settings: Settings) -> Row:
 def _list_page(req: func.HttpRequest) -> func.HttpResponse:
     status = req.params.get("status") or None
     q = (req.params.get("q") or "").strip()[:SEARCH_MAX]
-    cursor = req.params.get("cursor") or None
     if status is not None and status not in STATUSES:
         return _error(req, 400, "Неизвестный статус", f"Статуса «{status}» нет. Выберите статус из списка.")
     try:
+        cursor = cursor_param(req)
         page = store.get_requests(status=status, q=q or None, limit=PAGE_SIZE, cursor=cursor)
     except ValidationError:
         return _error(req, 400, "Неверная ссылка", "Ссылка на страницу списка устарела или испорчена. "
@@ -341,6 +345,10 @@ def page_request(req: func.HttpRequest) -> func.HttpResponse:
     """Show one request (GET …/{number}) or change its status (POST …/{number}/status)."""
     tail = route_tail(req)
     if req.method == "POST":
+        if not tail:  # POST /requests: this catch-all route takes it, but only GET has a meaning there
+            resp = _error(req, 405, "Метод не разрешён", "Список заявок можно только открыть.")
+            resp.headers["Allow"] = "GET"
+            return resp
         if not tail.endswith("/status"):
             return _not_found(req)
         return _change_status(req, tail[: -len("/status")])
@@ -359,8 +367,8 @@ def page_request(req: func.HttpRequest) -> func.HttpResponse:
 @guarded_page
 def page_unmatched_mail(req: func.HttpRequest) -> func.HttpResponse:
     """Show the mail that named no known request, newest first."""
-    cursor = req.params.get("cursor") or None
     try:
+        cursor = cursor_param(req)
         items, next_cursor = mailstore.list_unmatched_mail(limit=PAGE_SIZE, cursor=cursor)
     except ValueError:
         return _error(req, 400, "Неверная ссылка", "Ссылка на страницу писем устарела или испорчена.")
@@ -377,8 +385,11 @@ def static_path(tail: str) -> Path | None:
     if any(part in ("", ".", "..") or part.startswith(".") for part in tail.split("/")):
         return None
     root = STATIC_ROOT.resolve()
-    path = (root / tail).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
+    try:
+        path = (root / tail).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+    except (OSError, ValueError):  # a name the file system refuses (too long, say) names no file of ours
         return None
     return path
 
