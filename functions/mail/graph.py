@@ -254,6 +254,13 @@ def _parse_time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def _clean(value: Any) -> str:
+    """Return text that can be stored and shown: lone surrogates (JSON allows "\\ud800") become U+FFFD."""
+    if not isinstance(value, str):
+        return ""
+    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _to_message(item: dict[str, Any]) -> GraphMessage | None:
     """Turn one delta entry into a GraphMessage, or None when it carries no received time."""
     received = _parse_time(item.get("receivedDateTime"))
@@ -262,14 +269,14 @@ def _to_message(item: dict[str, Any]) -> GraphMessage | None:
         return None
     sender = (item.get("from") or {}).get("emailAddress") or {}
     return GraphMessage(
-        graph_id=item["id"],
-        internet_message_id=item.get("internetMessageId") or None,
-        conversation_id=item.get("conversationId") or None,
-        subject=item.get("subject") or "",
-        body=_body_text(item.get("body")) or "",
-        unique_body=_body_text(item.get("uniqueBody")) or None,
-        sender_name=(sender.get("name") or "").strip(),
-        sender_address=(sender.get("address") or "").strip(),
+        graph_id=_clean(item["id"]),
+        internet_message_id=_clean(item.get("internetMessageId")) or None,
+        conversation_id=_clean(item.get("conversationId")) or None,
+        subject=_clean(item.get("subject")),
+        body=_clean(_body_text(item.get("body"))),
+        unique_body=_clean(_body_text(item.get("uniqueBody"))) or None,
+        sender_name=_clean(sender.get("name")).strip(),
+        sender_address=_clean(sender.get("address")).strip(),
         received=received,
     )
 

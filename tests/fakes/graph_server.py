@@ -71,6 +71,8 @@ class Fault:
     delay: float = 0.0
     path_contains: str | None = None
     login: bool = False
+    after: int = 0                              # matching calls let through before this fault starts
+    barrier: threading.Barrier | None = None    # matching calls wait for each other, then go on
 
 
 @dataclass
@@ -95,6 +97,7 @@ class FakeMessage:
     internet_message_id: str
     conversation_id: str
     version: int = 1
+    html_body: str | None = None   # the message's own HTML, served when text is not asked for
 
 
 @dataclass(frozen=True)
@@ -319,8 +322,12 @@ class FakeGraph:
     def add_message(self, folder_path: str, subject: str, body: str, received: dt.datetime,
                     sender: str = "Подрядчик <contractor@example.net>", *,
                     internet_message_id: str | None = None, conversation_id: str | None = None,
-                    unique_body: str | None = None) -> str:
-        """Deliver a message into a folder (created when missing); return its Graph id."""
+                    unique_body: str | None = None, html_body: str | None = None) -> str:
+        """Deliver a message into a folder (created when missing); return its Graph id.
+
+        html_body: the message as its sender's client wrote it, served as is when Graph answers
+        in HTML (`body` is then the text Exchange would make of it).
+        """
         folder_id = self.add_folder(folder_path)
         name, address = parseaddr(sender)
         with self._lock:
@@ -331,7 +338,7 @@ class FakeGraph:
                 unique_body=unique_body, sender_name=name or address, sender_address=address,
                 received=received.astimezone(dt.timezone.utc),
                 internet_message_id=internet_message_id or f"<fake-{number}@example.net>",
-                conversation_id=conversation_id or f"AAQkConv-{number}=")
+                conversation_id=conversation_id or f"AAQkConv-{number}=", html_body=html_body)
             return message_id
 
     def touch_message(self, message_id: str) -> None:
@@ -348,11 +355,25 @@ class FakeGraph:
 
     def fail_next(self, count: int, status: int | None = None, *, retry_after: str | int | None = None,
                   code: str | None = None, message: str | None = None, delay: float = 0.0,
-                  path_contains: str | None = None, login: bool = False) -> None:
-        """Answer the next `count` matching calls with an error status and/or after a delay."""
+                  path_contains: str | None = None, login: bool = False, after: int = 0) -> None:
+        """Answer the next `count` matching calls with an error status and/or after a delay.
+
+        after: let that many matching calls through first (a failure in the middle of paging).
+        """
         with self._lock:
             self._faults.append(Fault(count, status, None if retry_after is None else str(retry_after),
-                                      code, message, delay, path_contains, login))
+                                      code, message, delay, path_contains, login, after))
+
+    def clear_faults(self) -> None:
+        """Forget every scripted fault (an outage is over)."""
+        with self._lock:
+            self._faults.clear()
+
+    def meet_next(self, count: int, *, path_contains: str | None = None, timeout: float = 30.0) -> None:
+        """Hold the next `count` matching calls until all of them have arrived (overlapping passes)."""
+        with self._lock:
+            self._faults.append(Fault(count, path_contains=path_contains,
+                                      barrier=threading.Barrier(count, timeout=timeout)))
 
     def expire_sync_states(self, status: int = 410, code: str = "SyncStateNotFound") -> None:
         """Make every skip and delta token issued so far unusable."""
@@ -383,6 +404,9 @@ class FakeGraph:
                     continue
                 if fault.path_contains and fault.path_contains.lower() not in call.path.lower():
                     continue
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
                 fault.remaining -= 1
                 return fault
         return None
@@ -455,6 +479,8 @@ class FakeGraph:
         def body(text: str) -> dict[str, str]:
             if text_body:
                 return {"contentType": "text", "content": text}
+            if message.html_body is not None and text == message.body:
+                return {"contentType": "html", "content": message.html_body}
             paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in text.split("\n"))
             return {"contentType": "html", "content": f"<html><body>{paragraphs}</body></html>"}
 
@@ -776,8 +802,12 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.owner
         fake._record(call)
         fault = fake._take_fault(call)
+        if fault and fault.barrier:
+            fault.barrier.wait()
         if fault and fault.delay:
             time.sleep(fault.delay)
+            if fake._server is None:
+                return  # stopped meanwhile: the client has long given up
         if fault and fault.status:
             status, body, extra = _graph_error(
                 fault.status, fault.code or _DEFAULT_FAULT_CODES.get(fault.status, "UnknownError"),
@@ -793,7 +823,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, body, extra = fake.login(call, form)
         call.status = status
-        payload = json.dumps(body, ensure_ascii=False).encode()
+        # ASCII-escaped like any JSON writer may: "\\ud800" is how a lone surrogate can reach a client.
+        payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))

@@ -339,3 +339,15 @@ def test_endless_throttling_is_a_mail_error_and_nothing_is_advanced(mail_env):
         run_pass()
 
     assert mail_entries("1401") == []
+
+
+def test_lone_surrogates_from_graph_are_stored_as_replacement_characters(mail_env, call):
+    add_requests("1201")
+    mail_env.add_message(FOLDER, "RE: Заявка 1201 \ud800", "Заявка 1201 выполнена \udfff.", at(9))
+    mail_env.add_message(FOLDER, "Вопрос \ud83d", "Без номера \ud800", at(9, 5))
+    report = run_pass()
+    assert (report.applied, report.unmatched, report.errors) == (1, 1, 0)
+    got = store.get_request("1201")
+    assert got.status == "выполнена" and "\ufffd" in got.comment
+    assert call("GET", "/requests/1201").status_code == 200
+    assert call("GET", "/api/mail/unmatched").status_code == 200
