@@ -260,7 +260,7 @@ class Player:
         return f"прошло {int(delta.total_seconds() // 60)} мин"
 
     def _deliver(self, step: dict[str, Any]) -> str:
-        from ..mail.graph import GraphMessage
+        from ..mail.message import GraphMessage
 
         for item in step["messages"]:
             self._delivered += 1

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 from ..model import utcnow
 from ..settings import Settings, get_settings
-from .graph import GraphMailClient, GraphMessage
+from .graph import GraphMailClient
+from .message import GraphMessage
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from .. import mailstore, store
 from ..model import ROBOT_AUTHOR, normalize_number, utcnow
 from ..settings import Settings, get_settings
 from ..tables import StorageUnavailable
-from .graph import GraphError, GraphMailClient, GraphMessage
+from .graph import GraphError, GraphMailClient
+from .message import GraphMessage
 from .parse import ParsedMail, parse_mail
 from .samples import fetch_contractor_messages
 
