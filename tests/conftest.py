@@ -67,6 +67,14 @@ def omis_env(azurite: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 @pytest.fixture
+def configure(omis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    """Set OMIS settings for the test on top of omis_env: configure(NAME=value, ...)."""
+    from tests.support import set_env
+
+    return lambda **env: set_env(monkeypatch, **env)
+
+
+@pytest.fixture
 def store(omis_env: dict[str, str]):
     """The data layer, on fresh tables."""
     from functions import store as store_module

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import requests
 
-from functions import settings as settings_module
 from scripts.azurite import connection_string
 from tests.fakes.fixtures import fake_graph  # noqa: F401 - a fixture for the tests
 from tests.fakes.graph_server import FakeGraph
@@ -22,16 +21,6 @@ from tests.fakes.telegram_server import FakeTelegram
 # Table Storage limits (learn.microsoft.com: "Understanding the Table service data model").
 PROPERTY_MAX_BYTES = 64 * 1024
 ENTITY_MAX_BYTES = 1024 * 1024
-
-
-@pytest.fixture
-def configure(omis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Set OMIS settings for the test: configure(NAME=value, ...)."""
-    def _configure(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        settings_module.reset_settings()
-    return _configure
 
 
 @pytest.fixture

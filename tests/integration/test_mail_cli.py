@@ -11,18 +11,13 @@ from functions.mail.samples import SAMPLE_REQUEST_NUMBERS
 from functions.settings import reset_settings
 from tests.fakes.fixtures import fake_graph  # noqa: F401
 from tests.fakes.graph_server import FakeGraph
+from tests.support import set_env
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
     """Run cli.main (conftest keeps local.settings.json out of the tests)."""
     reset_settings()
     return cli.main(list(argv))
-
-
-def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    reset_settings()
 
 
 @pytest.fixture

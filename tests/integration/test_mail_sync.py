@@ -11,11 +11,12 @@ import pytest
 from functions import mailstore, store
 from functions.mail import sync
 from functions.mail.graph import GraphMailClient
-from functions.settings import get_settings, reset_settings
+from functions.settings import get_settings
 from functions.tables import StorageUnavailable
 from tests.conftest import ROOT
 from tests.fakes.fixtures import fake_graph, recorded_sleeps  # noqa: F401
 from tests.fakes.graph_server import FakeGraph
+from tests.support import set_env
 
 NOW = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.timezone.utc)
 CREATED = dt.datetime(2026, 11, 19, 0, 0, tzinfo=dt.timezone.utc)
@@ -27,11 +28,6 @@ CORPUS = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["cases"] if CORPUS_
 def at(hour: int, minute: int = 0) -> dt.datetime:
     return NOW.replace(hour=hour, minute=minute)
 
-
-def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    reset_settings()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from functions import settings as settings_module
 from functions.alerts.remind import notify_delays
 from functions.model import STATUS_ACCEPTED, STATUS_CLARIFY, STATUS_DONE
 from tests.fakes.telegram_server import FakeTelegram
@@ -28,16 +27,6 @@ def telegram() -> Iterator[FakeTelegram]:
     """Run a fake Bot API for one test."""
     with FakeTelegram() as fake:
         yield fake
-
-
-@pytest.fixture
-def configure(omis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
-    """Set OMIS settings for the test: configure(NAME=value, ...)."""
-    def _configure(**env: str) -> None:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        settings_module.reset_settings()
-    return _configure
 
 
 @pytest.fixture

@@ -1,0 +1,13 @@
+"""Small helpers shared by test modules."""
+from __future__ import annotations
+
+import pytest
+
+from functions.settings import reset_settings
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    """Set OMIS settings for one test and make the next get_settings() read them."""
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
