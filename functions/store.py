@@ -20,7 +20,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError, ResourceModifiedError
@@ -76,8 +76,6 @@ __all__ = [
     "update_status",
     "update_comment",
     "get_delayed_requests",
-    "record_reminder",
-    "record_reminders",
     "claim_reminders",
     "release_reminders",
     "status_counts",
@@ -488,41 +486,6 @@ def apply_mail(number: str, *, message: str, status: str | None, comment: str, r
                    mail_position=position, marker=message)
 
 
-def record_reminder(number: str, at: datetime, status_since: datetime | None = None) -> bool:
-    """Note that a reminder about a request went out; False if it is gone or final by now.
-
-    With `status_since`, only if the status has not changed since then (the reminder was about it).
-    """
-    with translate_errors():
-        for attempt in range(MAX_ATTEMPTS):
-            old = _read_row(number)
-            if old is None or old["Status"] in FINAL_STATUSES:
-                return False
-            if status_since is not None and as_utc(old["StatusUpdatedAt"]) != status_since:
-                return False
-            delay_key = f"d_{ts_key(as_utc(old['StatusUpdatedAt']))}_{number_key(old['Number'])}"
-            ops = [
-                ("update", {"PartitionKey": PARTITION, "RowKey": old["RowKey"], "LastRemindedAt": at},
-                 {"mode": UpdateMode.MERGE, "etag": old.metadata["etag"],
-                  "match_condition": MatchConditions.IfNotModified}),
-                ("update", {"PartitionKey": PARTITION, "RowKey": delay_key, "LastRemindedAt": at},
-                 {"mode": UpdateMode.MERGE}),
-            ]
-            try:
-                _submit(ops)
-                return True
-            except TableTransactionError as exc:
-                if not _is_conflict(exc):
-                    raise
-                _backoff(attempt)
-    return False
-
-
-def record_reminders(requests: Iterable[Request], at: datetime) -> int:
-    """Note one reminder for many requests, in few transactions; return how many (see claim_reminders)."""
-    return len(claim_reminders(requests, at))
-
-
 def _delay_key(request: Request) -> str:
     return f"d_{ts_key(request.status_updated_at)}_{number_key(request.number)}"
 
@@ -550,21 +513,33 @@ def _still_as_read(request: Request, delay_row: dict[str, Any] | None) -> bool:
     return delay_row is not None and as_utc(delay_row.get("LastRemindedAt")) == request.last_reminded_at
 
 
-def _claim_one(request: Request, at: datetime) -> bool:
+def _retrying(build: Callable[[], list[tuple] | None]) -> bool:
+    """Build and submit a transaction, rebuilding it after each conflict.
+
+    False when `build` finds nothing to do (None or no operations), a row it names is gone,
+    or the conflicts outlast MAX_ATTEMPTS.
+    """
     for attempt in range(MAX_ATTEMPTS):
-        row = _get_row(_delay_key(request))
-        if not _still_as_read(request, row):
+        ops = build()
+        if not ops:
             return False
         try:
-            _submit(_claim_ops(request, row, at))
+            _submit(ops)
             return True
         except TableTransactionError as exc:
-            if getattr(exc, "status_code", None) == 404:  # the request row is gone
+            if getattr(exc, "status_code", None) == 404:
                 return False
             if not _is_conflict(exc):
                 raise
             _backoff(attempt)
     return False
+
+
+def _claim_one(request: Request, at: datetime) -> bool:
+    def build() -> list[tuple] | None:
+        row = _get_row(_delay_key(request))
+        return _claim_ops(request, row, at) if _still_as_read(request, row) else None
+    return _retrying(build)
 
 
 def claim_reminders(requests: Iterable[Request], at: datetime) -> list[Request]:
@@ -596,7 +571,7 @@ def claim_reminders(requests: Iterable[Request], at: datetime) -> list[Request]:
 
 
 def _release_one(request: Request, at: datetime) -> bool:
-    for attempt in range(MAX_ATTEMPTS):
+    def build() -> list[tuple]:
         ops = []
         for row in (_get_row(_delay_key(request)), _get_row("r_" + number_key(request.number))):
             if row is None or as_utc(row.get("LastRemindedAt")) != at:
@@ -606,16 +581,8 @@ def _release_one(request: Request, at: datetime) -> bool:
                 restored["LastRemindedAt"] = request.last_reminded_at
             ops.append(("update", restored, {"mode": UpdateMode.REPLACE, "etag": row.metadata["etag"],
                                              "match_condition": MatchConditions.IfNotModified}))
-        if not ops:
-            return False
-        try:
-            _submit(ops)
-            return True
-        except TableTransactionError as exc:
-            if not _is_conflict(exc):
-                raise
-            _backoff(attempt)
-    return False
+        return ops
+    return _retrying(build)
 
 
 def release_reminders(requests: Iterable[Request], at: datetime) -> int:

@@ -235,12 +235,13 @@ def test_message_key_prefers_internet_message_id():
 
 def test_reminder_is_recorded_and_cleared_by_a_status_change(store):
     store.add_request("Z", now=T0)
-    assert store.record_reminder("Z", at(70))
+    assert [r.number for r in store.claim_reminders(store.get_delayed_requests(minutes=60, now=at(70)), at(70))] == ["Z"]
     assert store.get_delayed_requests(minutes=60, now=at(80))[0].last_reminded_at == at(70)
     store.update_status("Z", "требует уточнения", now=at(90))
     assert store.get_request("Z").last_reminded_at is None
-    store.update_status("Z", "выполнена", now=at(95))
-    assert store.record_reminder("Z", at(100)) is False
+    stale = store.get_delayed_requests(minutes=5, now=at(100))
+    store.update_status("Z", "выполнена", now=at(101))
+    assert store.claim_reminders(stale, at(102)) == []
 
 
 def test_unreachable_storage_is_storage_unavailable(monkeypatch, omis_env):
@@ -279,13 +280,13 @@ def test_endless_conflicts_give_storage_busy_and_write_nothing(store, monkeypatc
     assert store.get_request("C").status == store.DEFAULT_STATUS
 
 
-def test_record_reminders_in_one_batch_and_skips_changed_requests(store):
+def test_claim_reminders_in_one_batch_and_skips_changed_requests(store):
     for n in ("A", "B", "C"):
         store.add_request(n, now=T0)
     delayed = store.get_delayed_requests(minutes=60, now=at(120))
     store.update_status("B", "принята в работу", now=at(121))  # B moved on after the read
     store.update_status("C", "выполнена", now=at(122))
-    assert store.record_reminders(delayed, at(125)) == 1  # only A: the reminder was not about B's new status
+    assert [r.number for r in store.claim_reminders(delayed, at(125))] == ["A"]  # not about B's new status
     assert store.get_request("A").last_reminded_at == at(125)
     assert store.get_request("B").last_reminded_at is None
     assert store.get_request("C").last_reminded_at is None
