@@ -1,11 +1,15 @@
 """Composition root: the Function App and its blueprints."""
 import azure.functions as func
 
-from functions.api import bp as api_blueprint
 from functions.timers import bp as timers_blueprint
-from functions.web import bp as web_blueprint
+from functions.web.api import bp as api_blueprint
+from functions.web.mailpages import bp as mail_pages_blueprint
+from functions.web.pages import bp as pages_blueprint
+from functions.web.static import bp as static_blueprint
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(api_blueprint)
-app.register_functions(web_blueprint)
+app.register_functions(pages_blueprint)
+app.register_functions(mail_pages_blueprint)
+app.register_functions(static_blueprint)
 app.register_functions(timers_blueprint)

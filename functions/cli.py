@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .settings import SettingsError, get_settings
-from .tables import StorageUnavailable
+from .storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +40,11 @@ def load_local_settings(path: Path = ROOT / "local.settings.json") -> list[str]:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    """Create the tables."""
-    from . import store
+    """Create the tables, upgrade an older store in place."""
+    from .storage import get_store
 
-    for name in store.init_db():
-        print(f"Таблица {name}: готова")
+    for line in get_store().init().lines():
+        print(line)
     return EXIT_OK
 
 
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="цепочка вручную: почта, затем напоминания")
     p.add_argument("--fake-mail", action="store_true", help="встроенные примеры писем вместо Outlook")
     p.add_argument("--dry-run", action="store_true", help="напоминания только в журнал, ничего не записывать")
-    p.add_argument("--minutes", type=int, default=None, help="порог просрочки вместо OMIS_DELAY_MINUTES")
+    p.add_argument("--minutes", type=int, default=None, help="только заявки, срок которых прошёл не меньше N минут назад")
     p.add_argument("--skip-mail", action="store_true", help="без прохода по почте")
     p.add_argument("--skip-notifier", action="store_true", help="без напоминаний")
     p.set_defaults(handler=cmd_run)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone, tzinfo
 
 DEFAULT_STATUS = "заявка отправлена"
 ROBOT_AUTHOR = "Робот"
@@ -23,7 +23,8 @@ STATUSES: tuple[str, ...] = (
 )
 FINAL_STATUSES = frozenset({STATUS_DONE, STATUS_REJECTED})
 
-SOURCES = ("web", "api", "mail")
+SOURCES = ("web", "api", "mail", "outbox", "telegram", "import")
+PERSON_SOURCES = frozenset({"web", "api", "telegram"})
 
 NUMBER_MAX = 32
 POSITION_MAX = 200
@@ -99,6 +100,28 @@ def validate_new_request(number: object, position: object, description: object) 
     return str(number).strip(), str(position).strip(), str(description).strip()
 
 
+def validate_edit(number: object = None, position: object = None, description: object = None) -> dict[str, str]:
+    """Check the fields of an edit (None: not changed); return those given, trimmed, or raise ValidationError."""
+    errors: dict[str, str] = {}
+    fields: dict[str, str] = {}
+    if number is not None:
+        if (err := number_error(number)) is not None:
+            errors["number"] = err
+        else:
+            fields["number"] = str(number).strip()
+    for name, value, limit, what in (("position", position, POSITION_MAX, "Позиция"),
+                                     ("description", description, DESCRIPTION_MAX, "Описание")):
+        if value is None:
+            continue
+        if (err := _text_error(value, limit, what)) is not None:
+            errors[name] = err
+        else:
+            fields[name] = str(value).strip()
+    if errors:
+        raise ValidationError(errors)
+    return fields
+
+
 def validate_status_change(status: object, comment: object) -> tuple[str, str]:
     """Check a status and a person's comment; return them or raise ValidationError."""
     errors: dict[str, str] = {}
@@ -124,11 +147,31 @@ class HistoryEntry:
     message_id: str | None = None
     subject: str | None = None
     position: str | None = None
+    promised: datetime | None = None
+    to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxMail:
+    """A mail OMIS sends (or sent) about a request (SPEC §8)."""
+
+    seq: int
+    kind: str                     # "request" or "nudge"
+    subject: str
+    to: tuple[str, ...]
+    state: str                    # queued | sent | failed
+    at: datetime                  # when it was queued, then when it was sent or failed
+    error: str = ""
 
 
 @dataclass(frozen=True)
 class Request:
-    """A request as stored, with its history when it was asked for."""
+    """A request as stored, with its history when it was asked for.
+
+    `id` is immutable and internal (storage keys are built from it); `number` can be corrected,
+    and the numbers it had before stay its `aliases`. The deadline facts (`first_news_at` …
+    `pauses`) are what functions.deadlines computes the request's deadlines from.
+    """
 
     number: str
     position: str
@@ -140,9 +183,44 @@ class Request:
     created_at: datetime
     status_updated_at: datetime
     updated_at: datetime
+    id: str = ""
+    level: str = ""
+    due: datetime | None = None
+    promised: datetime | None = None
+    archived: bool = False
+    first_news_at: datetime | None = None
+    last_news_at: datetime | None = None
+    clarify_since: datetime | None = None
+    clarify_answered: bool = False
+    pauses: tuple[tuple[datetime, datetime], ...] = ()
+    aliases: tuple[str, ...] = ()
     last_reminded_at: datetime | None = None
+    last_escalated_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    breaches: tuple[str, ...] = ()
     history: tuple[HistoryEntry, ...] = field(default=())
+    outbox: tuple[OutboxMail, ...] = field(default=())
 
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+def parse_instant(value: object, tz: tzinfo) -> datetime:
+    """Read an ISO 8601 date-time (`Z`/offset, or local time in `tz` without one) or a date (its end).
+
+    ValueError with a Russian message otherwise.
+    """
+    if not isinstance(value, str) or not value.strip() or len(value) > 40:
+        raise ValueError("Укажите срок как дату и время ISO 8601, например 2026-12-05T18:00.")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time(23, 59, 59), tz)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"Срок «{text}» — не дата и время ISO 8601 (например 2026-12-05T18:00).") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(timezone.utc)

@@ -23,6 +23,6 @@ def mail_sync(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(schedule="%OMIS_ALERT_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def delay_alerts(timer: func.TimerRequest) -> None:
     """Remind the team in Telegram about requests that have gone quiet."""
-    from .alerts.remind import notify_delays
+    from .alerts.remind import notify
 
-    notify_delays()
+    notify()

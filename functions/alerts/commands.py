@@ -37,9 +37,9 @@ def _non_negative_minutes(value: str) -> int:
 def run_notify(minutes: int | None = None, dry_run: bool = False,
                now: datetime | None = None) -> tuple[int, ReminderReport]:
     """Run one reminder pass; return the exit status (1 if a reminder failed to go out) and the report."""
-    from .remind import notify_delays
+    from .remind import notify
 
-    report = notify_delays(minutes, send=not dry_run, now=now)
+    report = notify(send=not dry_run, now=now, min_overdue=minutes or 0)
     return (EXIT_OK if report.ok else EXIT_FAILED), report
 
 
@@ -133,7 +133,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the reminder commands to the command line."""
     p = sub.add_parser("notify", help="один проход напоминаний в Telegram")
     p.add_argument("--minutes", type=_non_negative_minutes, default=None,
-                   help="порог задержки в минутах вместо OMIS_DELAY_MINUTES (0 — все незакрытые)")
+                   help="только заявки, срок которых прошёл не меньше N минут назад (0 — все просроченные)")
     p.add_argument("--dry-run", action="store_true", help="только показать текст в журнале, не отправлять")
     p.add_argument("--test-message", action="store_true",
                    help="отправить проверочное сообщение в чат (заявки не читаются и не отмечаются)")

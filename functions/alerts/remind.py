@@ -1,14 +1,14 @@
-"""One pass of reminders: read the delayed requests, note who is reminded, send one digest.
+"""The reminder pass: the requests whose deadline has passed, in one digest to the team (SPEC §4).
 
-Only the store's delay index is read, so a pass costs as much as there are delayed requests.
-The reminder is noted on the requests (store.claim_reminders) *before* it goes out, each
-guarded by its row's ETag: of two passes that run at once (a timer run twice, `run` beside
-the timer), only one notes a request, and only that one names it in its digest. The digest is
-sent part by part; the requests of the parts Telegram refused are given back their previous
-reminder time (store.release_reminders), so they are reminded about again on the next pass.
-Without Telegram settings the digest goes to the log (`[FAKE TELEGRAM] …`), which is the
-channel of a local set-up, so the reminders are noted too — otherwise every timer tick would
-log the same digest again. A dry run logs the digest and changes nothing.
+Only the deadline index is read (the k_ rows before now), so a pass costs as much as there are
+breached requests, not the table. Decisions are pure (`plan_reminders`): which breached requests
+are due (not snoozed, not reminded within OMIS_ALERT_REPEAT_MINUTES, within working hours unless
+their level runs 24x7) and which also go to the escalation chat. The reminders are then claimed
+in storage *before* they go out (storage/reminders.py): of two passes at once only one names a
+request. The parts Telegram refused are given back, so the next pass names them again. Without
+Telegram settings the digest goes to the log (`[FAKE TELEGRAM] …`), the local channel, and the
+reminders are noted too — otherwise every timer tick would log the same digest. A dry run only
+logs.
 """
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Any, Callable
 
 import requests
 
-from .. import store
-from ..delays import delay_cutoff, quiet_minutes
+from ..deadlines import DeadlineState, deadline_state, overdue_minutes
 from ..model import Request, utcnow
-from ..settings import Settings, get_settings
-from .digest import build_digest, split_message
+from ..settings import Settings
+from ..storage import Store, get_store
+from ..storage import reminders as claims
+from ..storage.layout import request_from_row
+from .digest import DigestItem, build_deadline_digest, build_escalation_digest, split_message
 from .telegram import send_message
 
 logger = logging.getLogger(__name__)
@@ -40,17 +42,23 @@ Transport = Callable[[str], bool]
 class ReminderReport:
     """What one reminder pass found and did."""
 
-    delayed: int = 0              # delayed requests found in the delay index
-    reminded: int = 0             # named in a digest that was accepted (or logged, without Telegram)
-    skipped_repeat: int = 0       # delayed, but reminded within OMIS_ALERT_REPEAT_MINUTES (or by a pass beside)
-    skipped_off_hours: int = 0    # due, but now is outside working hours
+    breached: int = 0             # requests whose deadline has passed (read from the deadline index)
+    reminded: int = 0             # named in a team digest that was accepted (or logged, without Telegram)
+    escalated: int = 0            # named in an escalation digest that was accepted (or logged)
+    skipped_repeat: int = 0       # breached, but reminded within OMIS_ALERT_REPEAT_MINUTES (or by a pass beside)
+    skipped_snoozed: int = 0      # breached, but snoozed until later
+    skipped_off_hours: int = 0    # due, but now is outside working hours (and its level counts working time)
     failed: int = 0               # due, but the message carrying them was not accepted
-    sent: bool = False            # Telegram accepted every part of the digest
-    text: str = ""                # the digest (empty when there was nothing to remind about)
+    sent: bool = False            # Telegram accepted every part of every digest
+    text: str = ""                # the team digest (empty when there was nothing to remind about)
+    escalation_text: str = ""
     entities_read: int = 0        # entities the store returned for the pass
-    numbers: list[str] = field(default_factory=list)   # requests named in the digest
+    calls: int = 0                # storage calls the pass made
+    numbers: list[str] = field(default_factory=list)   # requests named in the team digest
+    escalated_numbers: list[str] = field(default_factory=list)
     dry_run: bool = False
     log_only: bool = False        # no Telegram settings: the digest went to the log
+    reindexed: int = 0            # requests whose deadline moved because the levels or calendar changed
 
     @property
     def ok(self) -> bool:
@@ -59,20 +67,42 @@ class ReminderReport:
 
     def summary(self) -> str:
         """Describe the pass in one Russian line for the operator."""
-        parts = [f"Напоминания: просрочено {self.delayed}"]
+        parts = [f"Напоминания: сроков прошло {self.breached}"]
         if self.dry_run:
-            parts.append(f"вошло бы в напоминание {len(self.numbers)} (пробный запуск, ничего не отправлено)")
+            parts.append(f"вошло бы в напоминание {len(self.numbers)}, в эскалацию {len(self.escalated_numbers)} "
+                         "(пробный запуск, ничего не отправлено)")
         elif self.log_only:
             parts.append(f"напомнено {self.reminded} (Telegram не настроен — текст только в журнале)")
         else:
             parts.append(f"напомнено {self.reminded}")
-        if self.skipped_repeat:
-            parts.append(f"уже напоминали недавно {self.skipped_repeat}")
-        if self.skipped_off_hours:
-            parts.append(f"отложено до рабочего времени {self.skipped_off_hours}")
-        if self.failed:
-            parts.append(f"не отправлено {self.failed}")
+        if self.escalated and not self.dry_run:
+            parts.append(f"эскалировано {self.escalated}")
+        for count, what in ((self.skipped_repeat, "уже напоминали недавно"), (self.skipped_snoozed, "отложено"),
+                            (self.skipped_off_hours, "ждут рабочего времени"), (self.failed, "не отправлено")):
+            if count:
+                parts.append(f"{what} {count}")
         return ", ".join(parts) + "."
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A breached request as the pass read it, with its state under the current levels."""
+
+    row: dict[str, Any]
+    request: Request
+    state: DeadlineState
+    overdue: float
+
+
+@dataclass
+class Plan:
+    """What a pass will do: who goes in the team digest, who in the escalation digest."""
+
+    team: list[Breach] = field(default_factory=list)
+    escalation: list[Breach] = field(default_factory=list)
+    skipped_repeat: int = 0
+    skipped_snoozed: int = 0
+    skipped_off_hours: int = 0
 
 
 def working_hours_limit(settings: Settings) -> bool:
@@ -81,29 +111,78 @@ def working_hours_limit(settings: Settings) -> bool:
 
 
 def is_reminder_time(now: datetime, settings: Settings) -> bool:
-    """Say whether reminders may go out at this instant (working hours, not a holiday)."""
+    """Say whether reminders about working-time levels may go out at this instant."""
     if settings.work_hours is not None:
         return settings.calendar.is_working(now)
     return now.astimezone(settings.timezone).date() not in settings.holidays
 
 
-def recently_reminded(request: Request, now: datetime, repeat_minutes: int) -> bool:
-    """Say whether a request was reminded about less than the repeat interval ago."""
-    last = request.last_reminded_at
-    if last is None:
-        return False
-    return now - last < timedelta(minutes=repeat_minutes) - REPEAT_SLACK
+def _recent(last: datetime | None, now: datetime, repeat_minutes: int) -> bool:
+    return last is not None and now - last < timedelta(minutes=repeat_minutes) - REPEAT_SLACK
 
 
-def _marker(request: Request) -> str:
+def read_breaches(rows: list[dict[str, Any]], now: datetime, settings: Settings) -> list[Breach]:
+    """Turn deadline-index rows into breaches under the current levels (a stale row that is not breached is left out)."""
+    found = []
+    for row in rows:
+        request = request_from_row(row)
+        level = settings.level(request.level)
+        state = deadline_state(_facts(request), level, settings.calendar)
+        if state.breached(now):
+            found.append(Breach(row, request, state, overdue_minutes(state, now, level, settings.calendar)))
+    return found
+
+
+def _facts(request: Request):  # type: ignore[no-untyped-def]
+    from ..deadlines import Facts
+
+    return Facts(status=request.status, created_at=request.created_at, level=request.level,
+                 archived=request.archived, due=request.due, promised=request.promised,
+                 first_news_at=request.first_news_at, last_news_at=request.last_news_at,
+                 clarify_since=request.clarify_since, clarify_answered=request.clarify_answered,
+                 pauses=request.pauses)
+
+
+def plan_reminders(breaches: list[Breach], now: datetime, settings: Settings) -> Plan:
+    """Decide who is reminded now and who is escalated (pure)."""
+    plan = Plan()
+    working_now = not working_hours_limit(settings) or is_reminder_time(now, settings)
+    for breach in breaches:
+        request = breach.request
+        if request.snoozed_until is not None and request.snoozed_until > now:
+            plan.skipped_snoozed += 1
+            continue
+        if not working_now and settings.level(request.level).clock != "24x7":
+            plan.skipped_off_hours += 1
+            continue
+        if _recent(request.last_reminded_at, now, settings.alert_repeat_minutes):
+            plan.skipped_repeat += 1
+        else:
+            plan.team.append(breach)
+        if (settings.escalation_configured and breach.overdue > (settings.escalation_minutes or 0)
+                and not _recent(request.last_escalated_at, now, settings.alert_repeat_minutes)):
+            plan.escalation.append(breach)
+    return plan
+
+
+def _item(breach: Breach, settings: Settings) -> DigestItem:
+    request, level = breach.request, settings.level(breach.request.level)
+    return DigestItem(number=request.number, position=request.position, level_title=level.title,
+                      status=request.status, kind=breach.state.kind or "", deadline=breach.state.deadline,  # type: ignore[arg-type]
+                      overdue_minutes=breach.overdue,
+                      working_time=level.clock == "work" and working_hours_limit(settings),
+                      last_news_at=request.last_news_at, comment=request.comment)
+
+
+def _marker(number: str) -> str:
     """Return the text that names a request's line in the digest (its number in bold)."""
-    return f"<b>{html.escape(request.number, quote=False)}</b>"
+    return f"<b>{html.escape(number, quote=False)}</b>"
 
 
-def _deliver(text: str, due: list[Request], transport: Transport) -> tuple[list[Request], list[Request]]:
-    """Send the digest part by part; return the requests whose part was accepted, and the rest."""
+def _deliver(text: str, due: list[Breach], transport: Transport) -> tuple[list[Breach], list[Breach]]:
+    """Send a digest part by part; return the breaches whose part was accepted, and the rest."""
     parts = split_message(text)
-    accepted: list[Request] = []
+    accepted: list[Breach] = []
     pending = list(due)
     for index, part in enumerate(parts, start=1):
         if not transport(part):
@@ -111,98 +190,121 @@ def _deliver(text: str, due: list[Request], transport: Transport) -> tuple[list[
                 logger.error("Напоминание: принято частей %d из %d; остальные заявки — на следующем проходе",
                              index - 1, len(parts))
             return accepted, pending
-        carried = [r for r in pending if _marker(r) in part]
+        carried = [b for b in pending if _marker(b.request.number) in part]
         if index == len(parts):
             carried = pending   # every line was in some part; nothing is left unaccounted for
         accepted.extend(carried)
-        pending = [r for r in pending if r not in carried]
+        pending = [b for b in pending if b not in carried]
     return accepted, pending
 
 
-def _release(requests_: list[Request], at: datetime) -> None:
+def _release(store: Store, breaches: list[Breach], at: datetime, field_name: str) -> None:
     """Give back the reminders that did not go out, so the next pass sends them."""
-    if not requests_:
+    if not breaches:
         return
     try:
-        store.release_reminders(requests_, at)
-    except store.StoreError as exc:
-        # They stay noted: reminded one repeat interval late, never twice.
+        claims.release(store.requests, [b.row for b in breaches], at, field_name)
+    except Exception as exc:  # noqa: BLE001 - they stay noted: reminded one repeat interval late, never twice
         logger.error("Не удалось вернуть неотправленные напоминания (%d заявок), они придут через интервал "
-                     "повтора: %s", len(requests_), exc)
+                     "повтора: %s", len(breaches), exc)
 
 
-def notify_delays(minutes: int | None = None, send: bool = True, now: datetime | None = None, *,
-                  settings: Settings | None = None, session: requests.Session | None = None,
-                  sleep: Callable[[float], None] = time.sleep,
-                  transport: Transport | None = None) -> ReminderReport:
-    """Remind the team once about every delayed request that is due; return what happened.
+def notify(*, store: Store | None = None, now: datetime | None = None, send: bool = True, min_overdue: float = 0,
+           session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
+           transport: Transport | None = None, escalation_transport: Transport | None = None) -> ReminderReport:
+    """Remind the team once about every breached request that is due; return what happened.
 
-    `minutes` overrides OMIS_DELAY_MINUTES; `send=False` is a dry run; `transport` replaces
-    Telegram (one digest part in, True when accepted), as the scenarios do.
+    `send=False` is a dry run; `min_overdue` leaves out deadlines passed less than that many minutes
+    ago (`notify --minutes N`); `transport`/`escalation_transport` replace Telegram (one digest
+    part in, True when accepted), as the scenarios and tests do.
     """
-    settings = settings if settings is not None else get_settings()
+    store = store or get_store()
+    settings = store.settings
     now = (now or utcnow()).astimezone(timezone.utc)
     report = ReminderReport(dry_run=not send)
-    cutoff = delay_cutoff(now, settings, minutes)
-    if cutoff is None:
-        logger.info("Напоминания: за последний год нет столько рабочего времени — просроченных нет")
-        return report
-    delayed = store.get_delayed_requests(cutoff=cutoff)
-    report.entities_read = report.delayed = len(delayed)
-    due = []
-    for request in delayed:
-        if recently_reminded(request, now, settings.alert_repeat_minutes):
-            report.skipped_repeat += 1
-        else:
-            due.append(request)
-    if not due:
-        logger.info("%s", report.summary())
-        return report
-    if working_hours_limit(settings) and not is_reminder_time(now, settings):
-        report.skipped_off_hours = len(due)
-        logger.info("%s", report.summary())
-        return report
-
+    before = (store.stats.calls, store.stats.entities_read)
     if send:
-        claimed = store.claim_reminders(due, now)   # StorageUnavailable stops the pass: nothing is sent
-        if len(claimed) < len(due):
-            logger.info("Напоминания: %d заявок уже напоминает другой проход или они изменились",
-                        len(due) - len(claimed))
-            report.skipped_repeat += len(due) - len(claimed)
-            due = claimed
-        if not due:
-            logger.info("%s", report.summary())
-            return report
-    items = [(request, quiet_minutes(request, now, settings)) for request in due]
-    report.text = build_digest(items, now=now, tz=settings.timezone, public_url=settings.public_url)
-    report.numbers = [request.number for request in due]
+        report.reindexed = store.requests.ensure_deadline_index()
+    breaches = [b for b in read_breaches(store.requests.deadline_rows(now), now, settings) if b.overdue >= min_overdue]
+    report.breached = len(breaches)
+    plan = plan_reminders(breaches, now, settings)
+    report.skipped_repeat, report.skipped_snoozed = plan.skipped_repeat, plan.skipped_snoozed
+    report.skipped_off_hours = plan.skipped_off_hours
+    if send and (plan.team or plan.escalation):
+        wanted: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for breach in plan.team:
+            wanted.setdefault(breach.request.id, (breach.row, []))[1].append(claims.TEAM)
+        for breach in plan.escalation:
+            wanted.setdefault(breach.request.id, (breach.row, []))[1].append(claims.ESCALATION)
+        noted = claims.claim(store.requests, [(row, tuple(names)) for row, names in wanted.values()], now)
+        lost = [b for b in plan.team if b.request.id not in noted]
+        report.skipped_repeat += len(lost)
+        if lost:
+            logger.info("Напоминания: %d заявок уже напоминает другой проход или они изменились", len(lost))
+        plan.team = [b for b in plan.team if b.request.id in noted]
+        plan.escalation = [b for b in plan.escalation if b.request.id in noted]
+    tz, public_url = settings.timezone, settings.public_url
+    report.text = build_deadline_digest([_item(b, settings) for b in plan.team], now=now, tz=tz,
+                                        public_url=public_url) if plan.team else ""
+    report.escalation_text = build_escalation_digest(
+        [_item(b, settings) for b in plan.escalation], now=now, tz=tz, public_url=public_url,
+        escalation_minutes=settings.escalation_minutes or 0) if plan.escalation else ""
+    report.numbers = [b.request.number for b in plan.team]
+    report.escalated_numbers = [b.request.number for b in plan.escalation]
     if not send:
-        logger.info("[ПРОБНЫЙ ЗАПУСК] %s", report.text)
-        logger.info("%s", report.summary())
-        return report
+        for text in (report.text, report.escalation_text):
+            if text:
+                logger.info("[ПРОБНЫЙ ЗАПУСК] %s", text)
+        return _done(report, store, before)
+    _send_all(report, plan, store, now, session=session, sleep=sleep, transport=transport,
+              escalation_transport=escalation_transport)
+    store.requests.fold_counts()
+    return _done(report, store, before)
 
-    if transport is None and not settings.telegram_configured:
-        send_message(report.text, settings=settings)   # logs [FAKE TELEGRAM] …
-        report.log_only = True
-        report.reminded = len(due)
-        logger.info("%s", report.summary())
-        return report
 
-    own_session = transport is None and session is None
-    bot_session = requests.Session() if own_session else session
-
-    def to_telegram(part: str) -> bool:
-        return send_message(part, settings=settings, session=bot_session, sleep=sleep)
-
-    rejected = list(due)
-    try:
-        accepted, rejected = _deliver(report.text, due, transport or to_telegram)
-    finally:
-        if own_session and bot_session is not None:
-            bot_session.close()
-        _release(rejected, now)   # also when sending raised: a failed send records nothing
-    report.reminded, report.failed = len(accepted), len(rejected)
-    report.sent = not rejected
-    log = logger.info if report.ok else logger.error
-    log("%s", report.summary())
+def _done(report: ReminderReport, store: Store, before: tuple[int, int]) -> ReminderReport:
+    report.calls = store.stats.calls - before[0]
+    report.entities_read = store.stats.entities_read - before[1]
+    (logger.info if report.ok else logger.error)("%s", report.summary())
     return report
+
+
+def _send_all(report: ReminderReport, plan: Plan, store: Store, now: datetime, *,
+              session: requests.Session | None, sleep: Callable[[float], None],
+              transport: Transport | None, escalation_transport: Transport | None) -> None:
+    settings = store.settings
+    if transport is None and not settings.telegram_configured:
+        for text in (report.text, report.escalation_text):
+            if text:
+                send_message(text, settings=settings)   # logs [FAKE TELEGRAM] …
+        report.log_only = True
+        report.reminded, report.escalated = len(plan.team), len(plan.escalation)
+        return
+    own_session = session is None
+    bot = requests.Session() if own_session else session
+    try:
+        def team(part: str) -> bool:
+            return send_message(part, settings=settings, session=bot, sleep=sleep)
+
+        def escalation(part: str) -> bool:
+            return send_message(part, settings=settings, session=bot, sleep=sleep,
+                                chat_id=settings.escalation_chat_id, thread_id=settings.escalation_thread_id)
+        sent_all = True
+        for text, due, channel, field_name, counter in (
+                (report.text, plan.team, transport or team, claims.TEAM, "reminded"),
+                (report.escalation_text, plan.escalation, escalation_transport or escalation, claims.ESCALATION,
+                 "escalated")):
+            if not text:
+                continue
+            rejected = list(due)
+            try:
+                accepted, rejected = _deliver(text, due, channel)
+            finally:
+                _release(store, rejected, now, field_name)   # also when sending raised: a failed send records nothing
+            setattr(report, counter, len(accepted))
+            report.failed += len(rejected)
+            sent_all = sent_all and not rejected
+        report.sent = sent_all
+    finally:
+        if own_session and bot is not None:
+            bot.close()

@@ -14,16 +14,14 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
-from ..settings import Settings, get_settings, reset_settings
-from ..tables import StorageUnavailable
+from ..settings import Settings, get_settings, load_settings
+from ..storage import StorageUnavailable, Store
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +30,10 @@ DEFAULT_START = "2026-11-26T10:00:00+03:00"   # a Thursday morning in Moscow
 SCENARIO_AUTHOR = "Сценарий"
 # Settings a scenario may fix for itself; the rest of the user's settings stay as they are.
 SCENARIO_SETTINGS = ("OMIS_DELAY_MINUTES", "OMIS_ALERT_REPEAT_MINUTES", "OMIS_WORK_HOURS", "OMIS_HOLIDAYS",
-                     "OMIS_TIMEZONE")
+                     "OMIS_TIMEZONE", "OMIS_SLA_LEVELS", "OMIS_SLA_DEFAULT", "OMIS_ESCALATION_MINUTES")
 SCENARIO_DEFAULTS = {"OMIS_DELAY_MINUTES": "60", "OMIS_ALERT_REPEAT_MINUTES": "", "OMIS_WORK_HOURS": "",
-                     "OMIS_HOLIDAYS": "", "OMIS_TIMEZONE": "Europe/Moscow"}
+                     "OMIS_HOLIDAYS": "", "OMIS_TIMEZONE": "Europe/Moscow", "OMIS_SLA_LEVELS": "",
+                     "OMIS_SLA_DEFAULT": "", "OMIS_ESCALATION_MINUTES": "", "OMIS_ESCALATION_CHAT_ID": ""}
 # Reminders of a scenario never reach a real chat, whatever the transport.
 CLEARED_SETTINGS = ("OMIS_TELEGRAM_TOKEN", "OMIS_TELEGRAM_CHAT_ID", "OMIS_TELEGRAM_THREAD_ID")
 STEP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -43,8 +42,8 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "run_reminders": ("minutes", "expect"), "expect_status": ("requests",),
     "expect_reminded": ("numbers", "contains", "absent", "skipped_repeat", "skipped_off_hours"),
 }
-MAIL_COUNTS = {"read": "прочитано", "applied": "применено", "unchanged": "без смены статуса",
-               "unmatched": "неразобранных", "duplicates": "повторов", "errors": "ошибок"}
+MAIL_COUNTS = {"read": "прочитано", "applied": "применено", "already_applied": "повторов",
+               "unmatched": "неразобранных", "errors": "ошибок"}
 
 
 def _usage_error(message: str) -> Exception:
@@ -148,64 +147,48 @@ def check_storage_allowed(settings: Settings, allow_remote: bool) -> None:
                        "таблицы сценария и удаляются после прогона.")
 
 
-@contextmanager
-def _scenario_environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the scenario (empty value: unset), then put everything back."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value:
-                os.environ[name] = value
-            else:
-                os.environ.pop(name, None)
-        reset_settings()
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_settings()
+def scenario_settings(base: dict[str, str], scenario: Scenario, prefix: str) -> Settings:
+    """Return the settings a scenario runs under: the user's, with the scenario's own and its tables."""
+    env = {**base, **SCENARIO_DEFAULTS, **scenario.settings, "OMIS_TABLE_PREFIX": prefix,
+           **{name: "" for name in CLEARED_SETTINGS}}
+    if scenario.settings.get("OMIS_ESCALATION_MINUTES"):
+        env["OMIS_ESCALATION_CHAT_ID"] = "scenario-escalation"   # captured like the team chat
+    return load_settings({k: v for k, v in env.items() if v})
 
 
 def play(scenario: Scenario, *, keep_data: bool = False) -> ScenarioResult:
     """Play a scenario in tables of its own; return whether every expectation held."""
-    from .. import tables
-
     base = get_settings()
     prefix = f"{base.table_prefix[:27]}scn{secrets.token_hex(5)}"
-    env = {**SCENARIO_DEFAULTS, **scenario.settings, "OMIS_TABLE_PREFIX": prefix,
-           **{name: "" for name in CLEARED_SETTINGS}}
+    store = Store(scenario_settings(dict(os.environ), scenario, prefix))
     result = ScenarioResult(scenario.name, lines=[f"Сценарий {scenario.name}: {scenario.title}"])
-    with _scenario_environment(env):
-        player = Player(scenario, get_settings())
-        try:
-            for number, step in enumerate(scenario.steps, start=1):
-                try:
-                    done = player.run(step)
-                except ExpectationFailed as exc:
-                    result.passed = False
-                    result.lines.append(f"  ✗ {number}. {player.stamp()} {exc}")
-                    break
-                except StorageUnavailable:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a bad step fails the scenario, with its reason
-                    logger.debug("Scenario %s, step %d failed", scenario.name, number, exc_info=True)
-                    result.passed = False
-                    result.lines.append(f"  ✗ {number}. {player.stamp()} ошибка: {type(exc).__name__}: {exc}")
-                    break
-                note = f" — {step['note']}" if step.get("note") else ""
-                result.lines.append(f"  ✓ {number}. {player.stamp()} {done}{note}")
-        finally:
-            if keep_data:
-                result.lines.append(f"  Данные сохранены: OMIS_TABLE_PREFIX={prefix}")
-            else:
-                for suffix in tables.TABLE_SUFFIXES:
-                    try:
-                        tables.table(suffix).delete_table()
-                    except Exception as exc:  # noqa: BLE001 - leftovers are named, not fatal
-                        logger.warning("Таблица сценария %s%s не удалена: %s", prefix, suffix, exc)
+    player = Player(scenario, store)
+    try:
+        store.init()
+        for number, step in enumerate(scenario.steps, start=1):
+            try:
+                done = player.run(step)
+            except ExpectationFailed as exc:
+                result.passed = False
+                result.lines.append(f"  ✗ {number}. {player.stamp()} {exc}")
+                break
+            except StorageUnavailable:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a bad step fails the scenario, with its reason
+                logger.debug("Scenario %s, step %d failed", scenario.name, number, exc_info=True)
+                result.passed = False
+                result.lines.append(f"  ✗ {number}. {player.stamp()} ошибка: {type(exc).__name__}: {exc}")
+                break
+            note = f" — {step['note']}" if step.get("note") else ""
+            result.lines.append(f"  ✓ {number}. {player.stamp()} {done}{note}")
+    finally:
+        if keep_data:
+            result.lines.append(f"  Данные сохранены: OMIS_TABLE_PREFIX={prefix}")
+        else:
+            try:
+                store.drop()
+            except Exception as exc:  # noqa: BLE001 - leftovers are named, not fatal
+                logger.warning("Таблицы сценария %s… не удалены: %s", prefix, exc)
     result.lines.append("  Итог: пройден" if result.passed else "  Итог: НЕ пройден")
     return result
 
@@ -223,9 +206,10 @@ def _expect_equal(what: str, expected: object, actual: object) -> None:
 class Player:
     """Carry out the steps of one scenario on its own clock."""
 
-    def __init__(self, scenario: Scenario, settings: Settings) -> None:
+    def __init__(self, scenario: Scenario, store: Store) -> None:
         self.scenario = scenario
-        self.settings = settings
+        self.store = store
+        self.settings = store.settings
         self.now = scenario.start
         self.mailbox: list[Any] = []
         self.reminder: Any = None
@@ -240,17 +224,13 @@ class Player:
         return getattr(self, "_" + step["do"])(step)
 
     def _create(self, step: dict[str, Any]) -> str:
-        from .. import store
-
         for item in step["requests"]:
-            store.add_request(str(item["number"]), position=str(item.get("position", "")),
+            self.store.add_request(str(item["number"]), position=str(item.get("position", "")),
                               description=str(item.get("description", "")), author=SCENARIO_AUTHOR, now=self.now)
         return "созданы заявки " + ", ".join(str(item["number"]) for item in step["requests"])
 
     def _set_status(self, step: dict[str, Any]) -> str:
-        from .. import store
-
-        store.update_status(str(step["number"]), step["status"], comment=str(step.get("comment", "")),
+        self.store.update_status(str(step["number"]), step["status"], comment=str(step.get("comment", "")),
                             author=SCENARIO_AUTHOR, now=self.now)
         return f"инженер поставил заявке {step['number']} статус «{step['status']}»"
 
@@ -278,14 +258,14 @@ class Player:
         from ..mail.sync import apply_messages
 
         messages, self.mailbox = self.mailbox, []
-        report = apply_messages(messages)
+        report = apply_messages(messages, store=self.store)
         counts = {name: getattr(report, name) for name in MAIL_COUNTS}
         for name, expected in (step.get("expect") or {}).items():
             _expect_equal(f"почта: {name}", expected, counts.get(name))
         return "почта: " + ", ".join(f"{MAIL_COUNTS[name]} {value}" for name, value in counts.items())
 
     def _run_reminders(self, step: dict[str, Any]) -> str:
-        from .remind import notify_delays
+        from .remind import notify
 
         captured: list[str] = []
 
@@ -293,16 +273,15 @@ class Player:
             captured.append(part)
             return True   # as if Telegram accepted it: the reminder is recorded
 
-        self.reminder = notify_delays(step.get("minutes"), now=self.now, transport=capture)
+        self.reminder = notify(store=self.store, now=self.now, min_overdue=step.get("minutes") or 0,
+                               transport=capture, escalation_transport=capture)
         sent = f" Заявки: {', '.join(self.reminder.numbers)}." if captured else ""
         return self.reminder.summary() + sent
 
     def _expect_status(self, step: dict[str, Any]) -> str:
-        from .. import store
-
         for number, expected in step["requests"].items():
             wanted = expected if isinstance(expected, dict) else {"status": expected}
-            request = store.get_request(number)
+            request = self.store.get_request(number)
             if request is None:
                 raise ExpectationFailed(f"заявки {number} нет")
             if "status" in wanted:

@@ -1,8 +1,11 @@
 """One pass over the contractor's mail: read it, understand it and apply it to the requests (SPEC §3).
 
-Every (message, request) pair is one store transaction that carries the processed-message
-marker, so a pass may be repeated, overlap another or die half-way: each message still
-changes each request once. The Graph resume link is saved only after its batch is applied.
+A pass is a pipeline: the messages of a batch, in received order → parse them all (pure) →
+resolve their targets (numbers and old numbers to request ids, numberless replies through their
+conversation) → one store transaction per (message, request), carrying the processed-message
+marker → save the mailbox position. A pass may be repeated, overlap another or die half-way:
+each message still changes each request once. The Graph resume link is saved only after its
+batch is applied.
 """
 from __future__ import annotations
 
@@ -15,10 +18,10 @@ from typing import Callable, Iterable
 
 import requests
 
-from .. import mailstore, store
-from ..model import ROBOT_AUTHOR, normalize_number, utcnow
+from ..model import normalize_number, utcnow
 from ..settings import Settings, get_settings
-from ..tables import StorageUnavailable
+from ..storage import Store, StorageUnavailable, UnmatchedMail, get_store
+from ..storage.tables import StoreError
 from .graph import GraphError, GraphMailClient
 from .message import GraphMessage
 from .parse import ParsedMail, parse_mail
@@ -45,28 +48,31 @@ class MailError(Exception):
 
 @dataclass
 class MailReport:
-    """What one pass did.
+    """What one pass did: messages and (message, request) pairs counted apart.
 
-    read: messages read; applied: (message, request) pairs applied now, with or without a
-    status change; unchanged: those of them that left the status as it was; duplicates:
-    pairs applied by an earlier pass, and unmatched messages kept before; unmatched:
-    messages newly kept as unmatched (broken ones included); errors: broken messages.
+    Messages: read; applied (to at least one request now); already applied (every request it
+    names had it already); unmatched (newly kept for a person); unmatched before (kept by an
+    earlier pass); errors (broken messages, also kept as unmatched). Pairs: applied now, of
+    them with a status change, and pairs applied before.
     """
 
     read: int = 0
     applied: int = 0
-    unchanged: int = 0
+    already_applied: int = 0
     unmatched: int = 0
-    duplicates: int = 0
+    unmatched_before: int = 0
     errors: int = 0
+    pairs_applied: int = 0
+    pairs_status_changed: int = 0
+    pairs_duplicate: int = 0
     source: str = SOURCE_GRAPH
     graph_calls: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
-    def status_changed(self) -> int:
-        """Return how many applied pairs changed the request's status."""
-        return self.applied - self.unchanged
+    def pairs_unchanged(self) -> int:
+        """Return how many applied pairs left the request's status as it was."""
+        return self.pairs_applied - self.pairs_status_changed
 
     def summary(self) -> str:
         """Describe the pass in a few Russian lines for the command line."""
@@ -75,33 +81,63 @@ class MailReport:
             source += f", запросов к Graph: {self.graph_calls}"
         lines = [
             f"Источник почты: {source}",
-            f"Прочитано писем: {self.read}",
-            f"Применено к заявкам: {self.applied} (статус изменён: {self.status_changed}, "
-            f"без смены статуса: {self.unchanged})",
-            f"Уже применялись раньше (пропущены): {self.duplicates}",
-            f"Неразобранные письма: {self.unmatched}",
-            f"Ошибки: {self.errors}",
+            f"Писем прочитано: {self.read}",
+            f"Писем применено к заявкам: {self.applied}",
+            f"Писем уже применённых раньше (пропущены): {self.already_applied}",
+            f"Неразобранных писем: новых {self.unmatched}, отложенных раньше {self.unmatched_before}",
+            f"Писем с ошибками: {self.errors}",
+            f"Изменений заявок (письмо × заявка): {self.pairs_applied} (статус изменён: "
+            f"{self.pairs_status_changed}, без смены статуса: {self.pairs_unchanged}); уже были: "
+            f"{self.pairs_duplicate}",
         ]
         return "\n".join(lines + [f"— {note}" for note in self.notes])
 
     def log_line(self) -> str:
         """Return the counts on one line, for the log."""
-        return (f"source={self.source} read={self.read} applied={self.applied} unchanged={self.unchanged} "
-                f"duplicates={self.duplicates} unmatched={self.unmatched} errors={self.errors} "
+        return (f"source={self.source} read={self.read} applied={self.applied} "
+                f"already_applied={self.already_applied} unmatched={self.unmatched} "
+                f"unmatched_before={self.unmatched_before} errors={self.errors} pairs={self.pairs_applied} "
+                f"pairs_status_changed={self.pairs_status_changed} pairs_duplicate={self.pairs_duplicate} "
                 f"graph_calls={self.graph_calls}")
 
 
 @dataclass(frozen=True)
-class _Target:
-    number: str
+class Target:
+    """One request a message is applied to, and what the message says about it."""
+
+    request_id: str
+    number: str                 # as the mail named it (or the request's, via the conversation)
     status: str | None
     position: str | None
+    promised: datetime | None
+
+
+@dataclass
+class _Planned:
+    """A message with its reading and its targets, before anything is written."""
+
+    message: GraphMessage
+    key: str
+    parsed: ParsedMail | None
+    targets: list[Target]
+    unknown: list[str]
+    by_conversation: bool
+    reason: str = ""
+    broken: str = ""
+
+
+def message_key(internet_message_id: str | None, graph_id: str | None) -> str:
+    """Return the stable key of a mail message: its internetMessageId, else its Graph id."""
+    raw = (internet_message_id or "").strip() or (graph_id or "").strip()
+    if not raw:
+        raise ValueError("у письма нет ни internetMessageId, ни id")
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
 
 
 def _message_key(message: GraphMessage) -> str:
     """Return the message's processed-marker key (internetMessageId, else Graph id, else its content)."""
     try:
-        return store.message_key(message.internet_message_id, message.graph_id)
+        return message_key(message.internet_message_id, message.graph_id)
     except ValueError:
         raw = f"{message.subject}|{message.received.isoformat()}|{message.sender_address}"
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:40]
@@ -121,73 +157,111 @@ def _join(numbers: Iterable[str]) -> str:
     return ", ".join(numbers)
 
 
-class _Pass:
-    """Apply messages one by one, counting into a report."""
+class MailPass:
+    """Apply a batch of messages to the requests of one store, counting into a report."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.settings = store.settings
         self.report = MailReport()
         self._linked: set[tuple[str, str]] = set()
 
-    def apply(self, message: GraphMessage) -> None:
-        """Apply one message; anything but StorageUnavailable is kept as an unmatched, broken message."""
+    def run(self, messages: Iterable[GraphMessage]) -> MailReport:
+        """Plan every message (parse, resolve), then apply them in received order."""
+        ordered = sorted(messages, key=lambda m: (m.received, m.graph_id))
+        for planned in [self._plan(m) for m in ordered]:
+            self._apply(planned)
+        return self.report
+
+    def _plan(self, message: GraphMessage) -> _Planned:
         key = _message_key(message)
-        self.report.read += 1
         try:
-            parsed = parse_mail(message.subject, message.body, message.unique_body)
-            targets, by_conversation, reason = self._targets(message, parsed)
+            parsed = parse_mail(message.subject, message.body, message.unique_body, received=message.received,
+                                tz=self.settings.timezone, calendar=self.settings.calendar)
+            targets, unknown, by_conversation, reason = self._targets(message, parsed)
         except StorageUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken message must not stop the pass
             logger.exception("Mail %s could not be read", _mail_id(message))
-            self._keep(message, key, (), f"Письмо не удалось разобрать: {type(exc).__name__}: {exc}", broken=True)
+            return _Planned(message, key, None, [], [], False,
+                            broken=f"Письмо не удалось разобрать: {type(exc).__name__}: {exc}")
+        return _Planned(message, key, parsed, targets, unknown, by_conversation, reason)
+
+    def _targets(self, message: GraphMessage, parsed: ParsedMail
+                 ) -> tuple[list[Target], list[str], bool, str]:
+        """Return the requests a message speaks about, the numbers that name none, and else why none."""
+        requests_ = self.store.requests
+        if parsed.numbers:
+            targets: list[Target] = []
+            unknown: list[str] = []
+            seen: set[str] = set()
+            for number in parsed.numbers:
+                key = normalize_number(number)
+                request_id = requests_.resolve(number)
+                if request_id is None:
+                    unknown.append(number)
+                elif request_id not in seen:   # a number and its old number in one mail: once
+                    seen.add(request_id)
+                    targets.append(Target(request_id, number, parsed.statuses.get(key), parsed.positions.get(key),
+                                          parsed.promises.get(key)))
+            return targets, unknown, False, ""
+        tied = self.store.mail.conversation_requests(message.conversation_id) if message.conversation_id else []
+        if len(tied) == 1:
+            found = requests_.row(tied[0])
+            if found is not None:
+                return [Target(tied[0], found["Number"], parsed.general_status, None, parsed.general_promise)], [], \
+                    True, ""
+        if len(tied) > 1:
+            rows = [requests_.row(request_id) for request_id in tied]
+            names = sorted(row["Number"] for row in rows if row is not None)
+            return [], [], False, ("В письме нет номера заявки, а переписка связана с несколькими заявками: "
+                                   f"{_join(names)}.")
+        return [], [], False, "В письме не найден номер заявки."
+
+    def _apply(self, planned: _Planned) -> None:
+        """Apply one planned message; anything but StorageUnavailable is kept as an unmatched, broken message."""
+        message = planned.message
+        self.report.read += 1
+        if planned.broken:
+            self._keep(planned, (), planned.broken, broken=True)
             return
-        if not targets:
-            self._keep(message, key, (), reason)
+        if not planned.targets:
+            self._keep(planned, tuple(planned.unknown), planned.reason or
+                       f"Не найдены заявки: {_join(planned.unknown)}.")
             return
-        applied, unknown, failed = self._apply_targets(message, key, parsed, targets)
-        if applied and message.conversation_id and not by_conversation:
-            self._link(message.conversation_id, applied)
+        applied, duplicates, failed = self._apply_targets(planned)
+        if applied:
+            self.report.applied += 1
+        elif duplicates and not failed:
+            self.report.already_applied += 1
+        if (applied or duplicates) and message.conversation_id and not planned.by_conversation:
+            self._link(message.conversation_id, [t.request_id for t in planned.targets])
         if failed:
             details = "; ".join(f"{number}: {type(exc).__name__}: {exc}" for number, exc in failed)
             reason = f"Ошибка при применении письма к заявкам ({details})."
-            if unknown:
-                reason += f" Не найдены заявки: {_join(unknown)}."
-            self._keep(message, key, tuple(unknown) or tuple(n for n, _ in failed), reason, broken=True)
-        elif unknown:
-            reason = f"Не найдены заявки: {_join(unknown)}."
+            if planned.unknown:
+                reason += f" Не найдены заявки: {_join(planned.unknown)}."
+            self._keep(planned, tuple(planned.unknown) or tuple(n for n, _ in failed), reason, broken=True)
+        elif planned.unknown:
+            reason = f"Не найдены заявки: {_join(planned.unknown)}."
             if applied:
                 reason += f" Письмо применено к заявкам: {_join(applied)}."
-            self._keep(message, key, tuple(unknown), reason)
+            self._keep(planned, tuple(planned.unknown), reason)
 
-    def _targets(self, message: GraphMessage, parsed: ParsedMail) -> tuple[list[_Target], bool, str]:
-        """Return the requests a message speaks about, whether via its conversation, and else why none."""
-        if parsed.numbers:
-            return [_Target(number, parsed.statuses.get(normalize_number(number)),
-                            parsed.positions.get(normalize_number(number))) for number in parsed.numbers], False, ""
-        tied = mailstore.conversation_numbers(message.conversation_id) if message.conversation_id else []
-        if len(tied) == 1:
-            return [_Target(tied[0], parsed.general_status, None)], True, ""
-        if tied:
-            return [], False, (f"В письме нет номера заявки, а переписка связана с несколькими заявками: "
-                               f"{_join(sorted(tied))}.")
-        return [], False, "В письме не найден номер заявки."
-
-    def _apply_targets(self, message: GraphMessage, key: str, parsed: ParsedMail, targets: list[_Target]
-                       ) -> tuple[list[str], list[str], list[tuple[str, Exception]]]:
-        """Apply the message to each request; return the numbers applied, unknown and failed."""
+    def _apply_targets(self, planned: _Planned) -> tuple[list[str], list[str], list[tuple[str, Exception]]]:
+        """Apply the message to each request; return the numbers applied now, applied before, and failed."""
+        message, parsed = planned.message, planned.parsed
+        assert parsed is not None
         applied: list[str] = []
-        unknown: list[str] = []
+        duplicates: list[str] = []
         failed: list[tuple[str, Exception]] = []
-        for target in targets:
+        for target in planned.targets:
             try:
-                result = store.apply_mail(
-                    target.number, message=key, status=target.status, comment=parsed.comment,
-                    received=message.received, author=ROBOT_AUTHOR,
-                    message_id=_mail_id(message),
-                    subject=message.subject, position=target.position)
-            except store.RequestNotFound:
-                unknown.append(target.number)
-                continue
+                result = self.store.apply_mail(
+                    target.request_id, message=planned.key, status=target.status, comment=parsed.comment,
+                    received=message.received, message_id=_mail_id(message), subject=message.subject,
+                    position=target.position, promised=target.promised, sender=message.sender_address,
+                    graph_id=message.graph_id)
             except StorageUnavailable:
                 raise
             except Exception as exc:  # noqa: BLE001 - the other requests of the message still count
@@ -195,69 +269,54 @@ class _Pass:
                 failed.append((target.number, exc))
                 continue
             if result.outcome == "duplicate":
-                self.report.duplicates += 1
+                self.report.pairs_duplicate += 1
+                duplicates.append(target.number)
             else:
-                self.report.applied += 1
-                if result.outcome != "status_changed":
-                    self.report.unchanged += 1
+                self.report.pairs_applied += 1
+                self.report.pairs_status_changed += result.outcome == "status_changed"
+                applied.append(result.request.number if result.request is not None else target.number)
             logger.debug("Mail %s → request %s: %s", _mail_id(message), target.number, result.outcome)
-            applied.append(result.request.number if result.request is not None else target.number)
-        return applied, unknown, failed
+        return applied, duplicates, failed
 
-    def _link(self, conversation_id: str, numbers: list[str]) -> None:
+    def _link(self, conversation_id: str, request_ids: list[str]) -> None:
         """Tie a conversation to the requests a message was applied to, once per pass."""
-        for number in numbers:
-            link = (conversation_id, normalize_number(number))
+        for request_id in request_ids:
+            link = (conversation_id, request_id)
             if link in self._linked:
                 continue
             try:
-                mailstore.link_conversation(conversation_id, number)
+                self.store.mail.link_conversation(conversation_id, request_id)
             except StorageUnavailable:
                 raise
-            except Exception:  # noqa: BLE001 - the mail itself is applied; only later replies lose the tie
-                logger.exception("Could not tie conversation to request %s", number)
+            except StoreError:  # the mail itself is applied; only later replies lose the tie
+                logger.exception("Could not tie a conversation to request %s", request_id)
                 continue
             self._linked.add(link)
 
-    def _keep(self, message: GraphMessage, key: str, numbers: tuple[str, ...], reason: str,
-              broken: bool = False) -> None:
+    def _keep(self, planned: _Planned, numbers: tuple[str, ...], reason: str, broken: bool = False) -> None:
         """Keep a message on the unmatched page, once; count it."""
+        message = planned.message
         if broken:
             self.report.errors += 1
             self.report.notes.append(f"Письмо «{message.subject or '(без темы)'}» от {_sender(message)}: {reason}")
-        seen = f"unmatched:{key}"
-        try:
-            if mailstore.get_state(seen) is not None:
-                if not broken:
-                    self.report.duplicates += 1
-                return
-            mailstore.save_unmatched_mail(mailstore.UnmatchedMail(
-                message_key=key, subject=message.subject, sender=_sender(message), received=message.received,
-                numbers=numbers, message_id=_mail_id(message), reason=reason,
-                text=message.body or message.unique_body or ""))
-            mailstore.set_state(seen, message.received.isoformat())
-        except StorageUnavailable:
-            raise
-        except Exception:  # noqa: BLE001 - logged; the pass goes on
-            logger.exception("Could not keep unmatched mail %s", _mail_id(message))
-            if not broken:
-                self.report.errors += 1
-            return
-        self.report.unmatched += 1
-        logger.info("Kept unmatched mail %s: %s", _mail_id(message), reason)
+        mail = UnmatchedMail(
+            message_key=planned.key, subject=message.subject, sender=_sender(message), received=message.received,
+            numbers=numbers, message_id=_mail_id(message), reason=reason, text=message.body or "",
+            unique_text=message.unique_body or "", conversation_id=message.conversation_id or "",
+            graph_id=message.graph_id, sender_address=message.sender_address)
+        if self.store.mail.keep_unmatched(mail):
+            self.report.unmatched += not broken
+            logger.info("Kept unmatched mail %s: %s", _mail_id(message), reason)
+        elif not broken:
+            self.report.unmatched_before += 1
 
 
-def apply_messages(messages: Iterable[GraphMessage], *, settings: Settings | None = None) -> MailReport:
+def apply_messages(messages: Iterable[GraphMessage], *, store: Store | None = None) -> MailReport:
     """Apply contractor messages to the requests, in received order; return what happened.
 
-    Storage is the one of get_settings(); `settings` is accepted for symmetry with process_mailbox.
     StorageUnavailable stops the pass (and propagates); any other failure is one broken message.
     """
-    del settings  # the store reads its own settings
-    mail_pass = _Pass()
-    for message in sorted(messages, key=lambda m: (m.received, m.graph_id)):
-        mail_pass.apply(message)
-    return mail_pass.report
+    return MailPass(store or get_store()).run(messages)
 
 
 def choose_source(settings: Settings, use_fake: bool | None = None) -> str:
@@ -281,11 +340,11 @@ def choose_source(settings: Settings, use_fake: bool | None = None) -> str:
 
 def resume_state_name(state_key: str) -> str:
     """Return the mail-table state name of a folder's Graph resume link."""
-    return "graph-resume:" + hashlib.sha256(state_key.encode("utf-8")).hexdigest()[:32]
+    return "graph-resume-" + hashlib.sha256(state_key.encode("utf-8")).hexdigest()[:32]
 
 
 def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None = None,
-                    now: datetime | None = None, session: requests.Session | None = None,
+                    store: Store | None = None, now: datetime | None = None, session: requests.Session | None = None,
                     sleep: Callable[[float], None] = time.sleep) -> MailReport:
     """Run one pass over the mailbox (or the sample mailbox) and return its report.
 
@@ -293,7 +352,8 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
     Raises MailSettingsMissing (nothing touched), MailError (Graph failed; nothing applied),
     StorageUnavailable (the resume link is not advanced: the next pass reads the batch again).
     """
-    settings = settings or get_settings()
+    settings = settings or (store.settings if store else get_settings())
+    store = store or get_store(settings)
     now = now or utcnow()
     source = choose_source(settings, use_fake)
     if source == SOURCE_SAMPLES:
@@ -302,7 +362,7 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
                            ", ".join(settings.missing_outlook_settings()))
         else:
             logger.info("Using the built-in sample mailbox")
-        report = apply_messages(fetch_contractor_messages(True, settings=settings, now=now), settings=settings)
+        report = apply_messages(fetch_contractor_messages(True, settings=settings, now=now), store=store)
         report.source = SOURCE_SAMPLES
         if not use_fake:
             report.notes.append("Настройки Outlook не заданы: прочитаны встроенные примеры писем "
@@ -313,13 +373,13 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
     client = GraphMailClient(settings, session=session, sleep=sleep)
     try:
         state_name = resume_state_name(client.state_key)
-        resume_link = mailstore.get_state(state_name)
+        resume_link = store.mail.get_state(state_name)
         try:
             batch = client.read_messages(resume_link, now=now)
         except GraphError as exc:
             raise MailError(str(exc)) from None
-        report = apply_messages(batch.messages, settings=settings)
-        mailstore.set_state(state_name, batch.resume_link)  # only now: a pass that died re-reads the batch
+        report = apply_messages(batch.messages, store=store)
+        store.mail.set_state(state_name, batch.resume_link)  # only now: a pass that died re-reads the batch
     finally:
         if session is None:
             client.close()

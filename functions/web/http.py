@@ -4,15 +4,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from datetime import datetime, timezone
 from typing import Any, Callable
 from urllib.parse import unquote
 
 import azure.functions as func
 
-from .model import Request, ValidationError
-from .settings import SettingsError, get_settings
-from .tables import StorageUnavailable
+from ..settings import SettingsError, get_settings
+from ..storage import StorageUnavailable
+from .present import iso
 
 logger = logging.getLogger(__name__)
 
@@ -26,13 +25,6 @@ SECURITY_HEADERS = {
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"),
 }
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
-
-
-def iso(moment: datetime | None) -> str | None:
-    """Format an instant as ISO 8601 in UTC with Z."""
-    if moment is None:
-        return None
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -62,25 +54,15 @@ def route_tail(req: func.HttpRequest, name: str = "rest") -> str:
     return unquote(raw) if "%" in raw else raw
 
 
-def request_json(request: Request, now: datetime, delayed: bool | None = None,
-                 with_history: bool = False) -> dict[str, Any]:
-    """Return the JSON form of a request."""
-    data: dict[str, Any] = {
-        "number": request.number, "position": request.position, "description": request.description,
-        "author": request.author, "status": request.status, "comment": request.comment,
-        "comment_author": request.comment_author, "created_at": iso(request.created_at),
-        "status_updated_at": iso(request.status_updated_at), "updated_at": iso(request.updated_at),
-    }
-    if delayed is not None:
-        data["delayed"] = delayed
-    if with_history:
-        data["history"] = [
-            {k: v for k, v in {"at": iso(h.at), "status": h.status, "comment": h.comment, "author": h.author,
-                               "source": h.source, "message_id": h.message_id, "subject": h.subject,
-                               "position": h.position}.items() if v is not None}
-            for h in request.history
-        ]
-    return data
+def split_action(tail: str, actions: tuple[str, ...]) -> tuple[str, str | None]:
+    """Split `{number}/{action}` into the number and the action (None: the number alone).
+
+    Numbers may contain `/`, so only a last segment that is one of `actions` is an action.
+    """
+    number, sep, last = tail.rpartition("/")
+    if sep and last in actions:
+        return number, last
+    return tail, None
 
 
 def body_too_large(req: func.HttpRequest) -> bool:

@@ -1,0 +1,465 @@
+"""Requests on Table Storage: create, read, list, change, rename, archive (layout in layout.py).
+
+Every change of a request is one entity-group transaction: the request row (guarded by its ETag),
+its index rows, its history row, a status-count delta and whatever the change brings along (a
+processed-mail marker, a number lookup, an outbox mail). A concurrent writer gets a clean
+conflict and the change is rebuilt from fresh reads; a change made by a person then takes a
+fresh timestamp, so it is applied in order or answered with an error, never recorded and lost.
+Mail keeps its own rule: a mail received before the last status change is history only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Iterator
+
+from azure.core import MatchConditions
+from azure.data.tables import TableTransactionError, UpdateMode
+
+from ..deadlines import Facts, deadline_state, record_change
+from ..lookalike import skeleton
+from ..model import (
+    DEFAULT_STATUS,
+    FINAL_STATUSES,
+    STATUSES,
+    HistoryEntry,
+    OutboxMail,
+    Request,
+    normalize_number,
+    utcnow,
+)
+from ..settings import Settings
+from . import layout
+from .layout import PARTITION
+from .tables import Table, Tables, as_utc, failed_index, retrying, ts_key
+
+logger = logging.getLogger(__name__)
+
+FOLD_AT = 50            # status-count deltas that make a reader fold them into the snapshot
+FOLD_CHUNK = 98         # deltas folded per transaction (with the snapshot row: ≤ 100 operations)
+
+
+class RequestNotFound(Exception):
+    """No request has this number (nor had it before a rename)."""
+
+    def __init__(self, number: str) -> None:
+        self.number = number
+        super().__init__(f"Заявка «{number}» не найдена.")
+
+
+class DuplicateRequestError(Exception):
+    """A request has this number (in any letter case), now or before a rename."""
+
+    def __init__(self, number: str, existing: str) -> None:
+        self.number, self.existing = number, existing
+        if normalize_number(number) == normalize_number(existing):
+            text = f"Заявка с номером «{existing}» уже есть."
+        else:
+            text = f"Номер «{number}» был у заявки, которая теперь называется «{existing}»."
+        super().__init__(text)
+
+
+class SimilarNumberError(Exception):
+    """A request's number looks like this one (letters of other scripts that are drawn alike)."""
+
+    def __init__(self, number: str, existing: str) -> None:
+        self.number, self.existing = number, existing
+        super().__init__(f"Номер «{number}» выглядит как номер существующей заявки «{existing}» "
+                         "(похожие буквы разных алфавитов). Если это действительно другая заявка, подтвердите.")
+
+
+class ConflictError(Exception):
+    """The change cannot be made in the request's present state (archived, changed meanwhile)."""
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    """One page of the list and the cursor of the next page (None on the last)."""
+
+    items: list[Request]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class MailApplyResult:
+    """What applying one mail message to one request did."""
+
+    outcome: str  # "status_changed", "recorded" (history/comment only) or "duplicate"
+    request: Request | None
+
+
+@dataclass
+class _Change:
+    """What one change does to a request row, decided from the row as read."""
+
+    fields: dict[str, Any]
+    entry: HistoryEntry | None
+    ops: list[tuple] = field(default_factory=list)      # more operations of the same transaction
+    first_ops: list[tuple] = field(default_factory=list)  # operations whose failure means "done already"
+    refused: Callable[[], Exception] | None = None       # …or, when set, means this error instead
+    outcome: str = "recorded"
+
+
+def _etag(entity: dict[str, Any]) -> dict[str, Any]:
+    return {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+
+
+class RequestStore:
+    """The requests of one set of tables, under one set of settings (levels, calendar)."""
+
+    def __init__(self, tables: Tables, settings: Settings) -> None:
+        self.tables = tables
+        self.settings = settings
+        self._ids: dict[str, str] = {}   # case-folded number → id; never stale: numbers stay their request's
+
+    @property
+    def table(self) -> Table:
+        return self.tables.requests
+
+    # ----- deadlines --------------------------------------------------------------------
+
+    def facts(self, row: dict[str, Any] | Request) -> Facts:
+        """Return the deadline facts of a request row or value."""
+        r = layout.request_from_row(row) if isinstance(row, dict) else row
+        return Facts(status=r.status, created_at=r.created_at, level=r.level, archived=r.archived, due=r.due,
+                     promised=r.promised, first_news_at=r.first_news_at, last_news_at=r.last_news_at,
+                     clarify_since=r.clarify_since, clarify_answered=r.clarify_answered, pauses=r.pauses)
+
+    def _deadline(self, row: dict[str, Any]) -> tuple[datetime, str] | None:
+        state = deadline_state(self.facts(row), self.settings.level(row.get("Level")), self.settings.calendar)
+        return (state.deadline, state.kind) if state.deadline is not None and state.kind else None
+
+    def _with_deadline(self, row: dict[str, Any]) -> dict[str, Any]:
+        row = {k: v for k, v in row.items() if v is not None and k not in ("Deadline", "DeadlineKind")}
+        found = self._deadline(row)
+        if found:
+            row["Deadline"], row["DeadlineKind"] = found
+        return row
+
+    # ----- reading ----------------------------------------------------------------------
+
+    def resolve(self, number: object) -> str | None:
+        """Return the id of the request that has (or had) this number, or None."""
+        if not isinstance(number, str) or not number.strip() or len(number) > 200:
+            return None
+        key = normalize_number(number)
+        found = self._ids.get(key)
+        if found is None:
+            row = self.table.get(PARTITION, layout.lookup_key(number), select=["Id"])
+            if row is None:
+                return None
+            found = self._ids[key] = row["Id"]
+        return found
+
+    def row(self, request_id: str) -> dict[str, Any] | None:
+        """Return the request row of an id, or None."""
+        return self.table.get(PARTITION, layout.request_key(request_id))
+
+    def _prefix(self, prefix: str) -> Iterator[dict[str, Any]]:
+        return self.table.range(PARTITION, prefix, prefix + "~")
+
+    def get(self, number: str, with_history: bool = True) -> Request | None:
+        """Return the request that has (or had) this number, with its history and outbox; None if none."""
+        request_id = self.resolve(number)
+        return self.get_by_id(request_id, with_history) if request_id else None
+
+    def get_by_id(self, request_id: str, with_history: bool = True) -> Request | None:
+        """Return a request by its id, with its history (oldest first) and outbox when asked."""
+        row = self.row(request_id)
+        if row is None:
+            return None
+        if not with_history:
+            return layout.request_from_row(row)
+        history = [layout.history_from_row(e) for e in self._prefix(f"h_{request_id}_")]
+        history.sort(key=lambda h: h.at)
+        outbox = [outbox_from_row(e) for e in self._prefix(f"o_{request_id}_")] if row.get("OutboxSeq") else []
+        return layout.request_from_row(row, history, outbox)
+
+    def counts(self) -> dict[str, int]:
+        """Return how many requests there are in each status (archived ones under "archived")."""
+        totals: dict[str, int] = {status: 0 for status in STATUSES}
+        totals["archived"] = 0
+        deltas: list[dict[str, Any]] = []
+        for entity in self._prefix("t_"):
+            if entity["RowKey"] != layout.TALLY_SNAPSHOT:
+                deltas.append(entity)
+            for status in STATUSES:
+                totals[status] += int(entity.get("S" + layout.status_code(status), 0))
+            totals["archived"] += int(entity.get("A", 0))
+        if len(deltas) >= FOLD_AT:
+            self.fold_counts()
+        return totals
+
+    def fold_counts(self) -> int:
+        """Fold status-count deltas into the snapshot row; return how many were folded.
+
+        The snapshot is written under its ETag together with the deletion of the deltas it took,
+        so two folds at once count each delta once (the loser's transaction fails whole).
+        """
+        rows = list(self._prefix("t_"))
+        snapshot = next((e for e in rows if e["RowKey"] == layout.TALLY_SNAPSHOT), None)
+        deltas = [e for e in rows if e["RowKey"] != layout.TALLY_SNAPSHOT][:FOLD_CHUNK]
+        if not deltas:
+            return 0
+        keys = ["S" + layout.status_code(s) for s in STATUSES] + ["A"]
+        totals = {k: int((snapshot or {}).get(k, 0)) + sum(int(d.get(k, 0)) for d in deltas) for k in keys}
+        entity = {"PartitionKey": PARTITION, "RowKey": layout.TALLY_SNAPSHOT, **totals}
+        first = (("update", entity, {"mode": UpdateMode.REPLACE, **_etag(snapshot)}) if snapshot
+                 else ("create", entity))
+        try:
+            self.table.submit([first, *(("delete", d, _etag(d)) for d in deltas)])
+        except TableTransactionError as exc:
+            logger.info("status counts: another fold won (%s)", exc.status_code)
+            return 0
+        return len(deltas)
+
+    def iter_rows(self, prefix: str, low: str | None = None, high: str | None = None,
+                  page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Yield rows of one index, in key order, between low and high (exclusive)."""
+        return self.table.range(PARTITION, low or prefix, high or prefix + "~", page_size=page_size)
+
+    def breached(self, now: datetime) -> list[Request]:
+        """Return the open requests whose deadline has passed, earliest first (reads only those)."""
+        return [layout.request_from_row(e) for e in self.iter_rows("k_", high="k_" + ts_key(now))]
+
+    def deadline_rows(self, now: datetime) -> list[dict[str, Any]]:
+        """Return the deadline index rows of the requests whose deadline has passed (with ETags)."""
+        return list(self.iter_rows("k_", high="k_" + ts_key(now)))
+
+    # ----- writing ----------------------------------------------------------------------
+
+    def _tally_op(self, at: datetime, request_id: str, seq: int, old: dict[str, Any] | None,
+                  new: dict[str, Any]) -> list[tuple]:
+        """Return the blind-written count delta of a change of status or archive flag (none if neither)."""
+        def bucket(row: dict[str, Any] | None) -> str | None:
+            if row is None:
+                return None
+            return "A" if row.get("Archived") else "S" + layout.status_code(row["Status"])
+        before, after = bucket(old), bucket(new)
+        if before == after:
+            return []
+        delta: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": layout.tally_delta_key(at, request_id, seq)}
+        if before:
+            delta[before] = -1
+        delta[after] = delta.get(after, 0) + 1   # type: ignore[index]
+        return [("create", delta)]
+
+    def create(self, number: str, position: str, description: str, *, author: str, source: str,
+               level: str, due: datetime | None = None, now: datetime | None = None,
+               confirm_similar: bool = False, comment: str = "Заявка зарегистрирована.",
+               status: str = DEFAULT_STATUS, created_at: datetime | None = None,
+               status_updated_at: datetime | None = None, outbox: Callable[[Request], list[tuple]] | None = None
+               ) -> Request:
+        """Store a new request (fields already validated); raise DuplicateRequestError or SimilarNumberError.
+
+        `outbox(request)` returns outbox operations to write in the same transaction (a mail to send).
+        `created_at`/`status_updated_at`/`status`/`comment` serve the import of older data.
+        """
+        at = now or utcnow()
+        created = created_at or at
+        request_id = layout.new_id()
+        if not confirm_similar:
+            self._refuse_similar(number, None)
+        request = Request(number=number, position=position, description=description, author=author,
+                          status=status, comment="", comment_author="", created_at=created,
+                          status_updated_at=status_updated_at or created, updated_at=max(at, created),
+                          id=request_id, level=level, due=due)
+        if status != DEFAULT_STATUS:
+            facts = record_change(self.facts(request), at=request.status_updated_at, status=status, source=source,
+                                  news=False)
+            request = _with_facts(request, facts)
+        row = self._with_deadline(layout.row_from_request(request, history_seq=1))
+        entry = HistoryEntry(at=created, status=status, comment=comment, author=author, source=source)
+        ops: list[tuple] = [
+            ("create", {"PartitionKey": PARTITION, "RowKey": layout.lookup_key(number), "Id": request_id,
+                        "Number": number}),
+            ("create", row),
+            ("create", _similar_row(number, request_id)),
+            *layout.index_ops(None, row),
+            ("create", layout.history_row(request_id, 1, entry)),
+            *self._tally_op(at, request_id, 1, None, row),
+        ]
+        stored = layout.request_from_row(row, (entry,))
+        if outbox is not None:
+            extra = outbox(stored)
+            ops += extra
+            row["OutboxSeq"] = sum(1 for op in extra if op[1]["RowKey"].startswith("o_"))
+            ops[1] = ("create", row)
+
+        def attempt(_: int) -> None:
+            try:
+                self.table.submit(ops)
+            except TableTransactionError as exc:
+                if failed_index(exc) == 0 or (exc.status_code == 409 and failed_index(exc) is None):
+                    raise DuplicateRequestError(number, self._current_number(number)) from None
+                raise
+        retrying(attempt, busy_message=f"Не удалось сохранить заявку «{number}»: хранилище занято, повторите.")
+        self._ids[normalize_number(number)] = request_id
+        return layout.request_from_row(row, (entry,))
+
+    def _current_number(self, number: str) -> str:
+        request_id = self.resolve(number)
+        row = self.row(request_id) if request_id else None
+        return row["Number"] if row else number
+
+    def _refuse_similar(self, number: str, own_id: str | None) -> None:
+        prefix = layout.similar_prefix(skeleton(number))
+        for entity in self._prefix(prefix):
+            if entity["RowKey"][len(prefix):] != own_id:
+                existing = self.row(entity["RowKey"][len(prefix):])
+                if existing is not None and normalize_number(existing["Number"]) != normalize_number(number):
+                    raise SimilarNumberError(number, existing["Number"])
+
+    def change(self, request_id: str, decide: Callable[[dict[str, Any], int], _Change | None], *,
+               busy: str) -> tuple[dict[str, Any], _Change] | None:
+        """Apply one change to a request in one transaction, deciding it afresh after each conflict.
+
+        `decide(row, attempt)` returns what the change does to the row as read, or None for nothing.
+        Here, for every change: the history sequence, the deadline and its index, the reminder
+        state (cleared when the deadline moves), the breaches so far (a running deadline that had
+        passed before the change) and the status-count delta. Returns the new row and the change,
+        or None when `decide` found nothing to do or the change's first operations say it was made
+        already.
+        """
+        def attempt(n: int) -> tuple[dict[str, Any], _Change] | None:
+            old = self.row(request_id)
+            if old is None:
+                raise RequestNotFound(request_id)
+            change = decide(old, n)
+            if change is None:
+                return None
+            new = self._next_row(old, change)
+            seq = int(new.get("HistorySeq", 0))
+            ops: list[tuple] = list(change.first_ops)
+            ops.append(("update", new, {"mode": UpdateMode.REPLACE, **_etag(old)}))
+            ops += layout.index_ops(old, new)
+            if change.entry is not None:
+                ops.append(("create", layout.history_row(request_id, seq, change.entry)))
+            ops += self._tally_op(change.entry.at if change.entry else utcnow(), request_id, seq, old, new)
+            ops += change.ops
+            try:
+                self.table.submit(ops)
+            except TableTransactionError as exc:
+                index = failed_index(exc)
+                if change.first_ops and index is not None and index < len(change.first_ops):
+                    if change.refused is not None:
+                        raise change.refused() from None
+                    return None
+                raise
+            return new, change
+        return retrying(attempt, busy_message=busy)
+
+    def _next_row(self, old: dict[str, Any], change: _Change) -> dict[str, Any]:
+        """Return the request row after a change: its fields, then what every change maintains."""
+        new = dict(old)
+        new.update(change.fields)
+        if change.entry is not None:
+            new["HistorySeq"] = int(old.get("HistorySeq", 0)) + 1
+            passed = [d.kind for d in deadline_state(self.facts(old), self.settings.level(old.get("Level")),
+                                                     self.settings.calendar).running if d.at < change.entry.at]
+            breaches = sorted(set(json.loads(old.get("Breaches") or "[]")) | set(passed))
+            new["Breaches"] = json.dumps(breaches) if breaches else None
+        new = self._with_deadline(new)
+        if (as_utc(new.get("Deadline")), new.get("DeadlineKind")) != (as_utc(old.get("Deadline")),
+                                                                      old.get("DeadlineKind")):
+            new.pop("LastRemindedAt", None)
+            new.pop("LastEscalatedAt", None)
+        return new
+
+    def reindex(self, request_id: str) -> bool:
+        """Recompute a request's deadline index (the levels or the calendar changed); True if it moved."""
+        def decide(row: dict[str, Any], _: int) -> _Change | None:
+            found = self._deadline(row)
+            current = (as_utc(row.get("Deadline")), row.get("DeadlineKind")) if row.get("Deadline") else None
+            return None if found == current else _Change({}, None)
+        return self.change(request_id, decide, busy="хранилище занято") is not None
+
+    def ensure_deadline_index(self) -> int:
+        """Re-index the open requests when the levels or the calendar changed; return how many moved.
+
+        The deadline index holds instants computed under the settings of the time of each change;
+        a fingerprint of those settings is kept beside it, so a pass after a change of
+        OMIS_SLA_LEVELS, OMIS_WORK_HOURS, OMIS_HOLIDAYS or OMIS_TIMEZONE re-indexes once (one scan).
+        """
+        fingerprint = deadline_fingerprint(self.settings)
+        row = self.table.get(layout.META, _INDEX_ROW)
+        if row is not None and row.get("Fingerprint") == fingerprint:
+            return 0
+        moved = 0
+        for prefix in ("k_", "z_"):
+            for entity in list(self.iter_rows(prefix, page_size=1000)):
+                if entity["Status"] not in FINAL_STATUSES:
+                    moved += self.reindex(entity["Id"])
+        self.table.upsert({"PartitionKey": layout.META, "RowKey": _INDEX_ROW, "Fingerprint": fingerprint},
+                          mode=UpdateMode.REPLACE)
+        if moved:
+            logger.info("deadline index: %d requests re-indexed under new levels or calendar", moved)
+        return moved
+
+    def all_ids(self) -> Iterator[str]:
+        """Yield the id of every request (a scan: for upgrades and re-indexing only)."""
+        for entity in self.table.range(PARTITION, "r_", "r_~", select=["Id"]):
+            yield entity["Id"]
+
+
+_INDEX_ROW = "deadline-index"
+
+
+def deadline_fingerprint(settings: Settings) -> str:
+    """Return a digest of every setting a deadline depends on."""
+    levels = {level_id: [level.title, level.clock, *(str(level.duration(kind) or "") for kind in
+                                                     ("accept", "update", "resolve", "clarify"))]
+              for level_id, level in settings.sla_levels.items()}
+    data = {"levels": levels, "default": settings.sla_default, "tz": settings.timezone_name,
+            "hours": repr(settings.work_hours), "holidays": sorted(map(str, settings.holidays))}
+    return layout.digest(json.dumps(data, sort_keys=True, ensure_ascii=False))
+
+
+def _with_facts(request: Request, facts: Facts) -> Request:
+    return replace(request, first_news_at=facts.first_news_at, last_news_at=facts.last_news_at,
+                   clarify_since=facts.clarify_since, clarify_answered=facts.clarify_answered,
+                   pauses=tuple(facts.pauses), promised=facts.promised, due=facts.due)
+
+
+def facts_fields(facts: Facts) -> dict[str, Any]:
+    """Return the request-row fields that hold deadline facts (None to clear)."""
+    return {"FirstNewsAt": facts.first_news_at, "LastNewsAt": facts.last_news_at,
+            "ClarifySince": facts.clarify_since, "ClarifyAnswered": facts.clarify_answered or None,
+            "Pauses": layout._json_times(facts.pauses) if facts.pauses else None}
+
+
+def _similar_row(number: str, request_id: str) -> dict[str, Any]:
+    return {"PartitionKey": PARTITION, "RowKey": layout.similar_prefix(skeleton(number)) + request_id,
+            "Number": number}
+
+
+def outbox_from_row(entity: dict[str, Any]) -> OutboxMail:
+    """Return the OutboxMail value of an outbox row."""
+    return OutboxMail(seq=int(entity["Seq"]), kind=entity.get("Kind") or "request",
+                      subject=entity.get("Subject") or "", to=tuple(json.loads(entity.get("To") or "[]")),
+                      state=entity.get("State") or "queued", at=as_utc(entity.get("StateAt") or entity["QueuedAt"]),  # type: ignore[arg-type]
+                      error=entity.get("Error") or "")
+
+
+def later(a: datetime | None, b: datetime | None) -> datetime | None:
+    """Return the later of two instants, either may be None."""
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def fresh_time(row: dict[str, Any], now: datetime | None = None) -> datetime:
+    """Return a timestamp for a person's change: now, but never before the request's last change."""
+    moment = now or utcnow()
+    floor = max(as_utc(row["UpdatedAt"]), as_utc(row["StatusUpdatedAt"]))  # type: ignore[type-var]
+    return moment if moment >= floor else floor + timedelta(microseconds=1)
+
+
+def is_final(row: dict[str, Any]) -> bool:
+    return row["Status"] in FINAL_STATUSES
+
+
+def statuses_of(rows: Iterable[dict[str, Any]]) -> list[str]:
+    return [r["Status"] for r in rows]
