@@ -5,10 +5,11 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .deadlines import ServiceLevel, parse_levels, resolve_level
 from .workhours import WorkingCalendar, WorkHours, parse_holidays, parse_work_hours
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,12 @@ SETTING_NAMES: tuple[str, ...] = (
     "OMIS_PUBLIC_URL",
     "OMIS_DEV_USER",
     "OMIS_DELAY_MINUTES",
+    "OMIS_SLA_LEVELS",
+    "OMIS_SLA_DEFAULT",
     "OMIS_ALERT_REPEAT_MINUTES",
+    "OMIS_ESCALATION_MINUTES",
+    "OMIS_ESCALATION_CHAT_ID",
+    "OMIS_ESCALATION_THREAD_ID",
     "OMIS_WORK_HOURS",
     "OMIS_HOLIDAYS",
     "OMIS_MAIL_SCHEDULE",
@@ -84,14 +90,29 @@ class Settings:
     telegram_chat_id: str | None = None
     telegram_thread_id: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # Service levels in OMIS_SLA_LEVELS order; left out of the hash (a dict is not hashable).
+    sla_levels: Mapping[str, ServiceLevel] = field(default_factory=dict, hash=False)
+    sla_default: str = "normal"
+    escalation_minutes: int | None = None
+    escalation_chat_id: str | None = None
+    escalation_thread_id: int | None = None
 
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone_name)
 
-    @property
+    @cached_property
     def calendar(self) -> WorkingCalendar:
+        # One object per Settings: it caches the working windows of the days it has seen.
         return WorkingCalendar(self.timezone, self.work_hours, self.holidays)
+
+    def level(self, level_id: str | None) -> ServiceLevel:
+        """Return a request's service level; an id no longer configured gives the default level."""
+        return resolve_level(self.sla_levels, level_id, self.sla_default)
+
+    @property
+    def escalation_configured(self) -> bool:
+        return self.escalation_minutes is not None and self.escalation_chat_id is not None
 
     @property
     def storage_is_emulator(self) -> bool:
@@ -148,6 +169,39 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+def _optional_int(env: Mapping[str, str], name: str, minimum: int, maximum: int) -> int | None:
+    if _text(env, name) is None:
+        return None
+    return _int(env, name, minimum, minimum, maximum)
+
+
+def _levels(env: Mapping[str, str], delay: int) -> tuple[dict[str, ServiceLevel], str]:
+    try:
+        levels = parse_levels(env.get("OMIS_SLA_LEVELS"), delay)
+    except ValueError as exc:
+        raise SettingsError(f"OMIS_SLA_LEVELS: {exc}") from None
+    default = _text(env, "OMIS_SLA_DEFAULT") or next(iter(levels))
+    if default not in levels:
+        raise SettingsError(f"OMIS_SLA_DEFAULT: уровень «{default}» не задан в OMIS_SLA_LEVELS "
+                            f"(есть: {', '.join(levels)})")
+    return levels, default
+
+
+def _escalation(env: Mapping[str, str]) -> tuple[int | None, str | None, int | None]:
+    minutes = _optional_int(env, "OMIS_ESCALATION_MINUTES", 0, 525_600)
+    chat_id = _text(env, "OMIS_ESCALATION_CHAT_ID")
+    thread_id = _optional_int(env, "OMIS_ESCALATION_THREAD_ID", 1, 2**31 - 1)
+    if minutes is not None and chat_id is None:
+        raise SettingsError("OMIS_ESCALATION_CHAT_ID: нужен вместе с OMIS_ESCALATION_MINUTES "
+                            "(куда отправлять эскалацию)")
+    if chat_id is not None and minutes is None:
+        raise SettingsError("OMIS_ESCALATION_MINUTES: нужен вместе с OMIS_ESCALATION_CHAT_ID "
+                            "(через сколько минут просрочки эскалировать)")
+    if thread_id is not None and chat_id is None:
+        raise SettingsError("OMIS_ESCALATION_THREAD_ID: тема задана без OMIS_ESCALATION_CHAT_ID")
+    return minutes, chat_id, thread_id
+
+
 def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     raw = _text(env, name)
     if raw is None:
@@ -185,6 +239,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"OMIS_TABLE_PREFIX: только латинские буквы и цифры, с буквы, до 40 символов; получено «{prefix}»")
     secret = _text(env, "OMIS_SECRET_KEY")
     delay = _int(env, "OMIS_DELAY_MINUTES", 60, 1, 525_600)
+    levels, default_level = _levels(env, delay)
+    escalation_minutes, escalation_chat_id, escalation_thread_id = _escalation(env)
     return Settings(
         tables_connection_string=(_text(env, "OMIS_TABLES_CONNECTION_STRING")
                                   or _text(env, "AzureWebJobsStorage") or DEV_STORAGE),
@@ -196,7 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=_url(env, "OMIS_PUBLIC_URL", None),
         dev_user=_text(env, "OMIS_DEV_USER") or "Инженер",
         delay_minutes=delay,
-        alert_repeat_minutes=_int(env, "OMIS_ALERT_REPEAT_MINUTES", delay, 1, 525_600),
+        alert_repeat_minutes=_int(env, "OMIS_ALERT_REPEAT_MINUTES", 60, 1, 525_600),
         work_hours=work_hours,
         holidays=holidays,
         mail_schedule=_schedule(env, "OMIS_MAIL_SCHEDULE"),
@@ -215,6 +271,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         telegram_chat_id=_text(env, "OMIS_TELEGRAM_CHAT_ID"),
         telegram_thread_id=_text(env, "OMIS_TELEGRAM_THREAD_ID"),
         telegram_api_url=_url(env, "OMIS_TELEGRAM_API_URL", "https://api.telegram.org"),
+        sla_levels=levels,
+        sla_default=default_level,
+        escalation_minutes=escalation_minutes,
+        escalation_chat_id=escalation_chat_id,
+        escalation_thread_id=escalation_thread_id,
     )
 
 

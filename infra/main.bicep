@@ -73,11 +73,26 @@ param OMIS_PUBLIC_URL string = ''
 @description('Author when no signed-in user (in Azure every request is signed in).')
 param OMIS_DEV_USER string = 'Инженер'
 
-@description('Minutes without news before a request counts as delayed.')
+@description('accept/update minutes of the one default level when OMIS_SLA_LEVELS is empty.')
 param OMIS_DELAY_MINUTES string = '60'
 
-@description('Minutes before a request is reminded about again; empty for OMIS_DELAY_MINUTES.')
-param OMIS_ALERT_REPEAT_MINUTES string = ''
+@description('Service levels as JSON (SPEC §4, docs/deadlines.md); empty: one level "normal" after OMIS_DELAY_MINUTES.')
+param OMIS_SLA_LEVELS string = ''
+
+@description('Level of a new request when none is chosen; empty: the first level.')
+param OMIS_SLA_DEFAULT string = ''
+
+@description('Minutes before a request is reminded about again.')
+param OMIS_ALERT_REPEAT_MINUTES string = '60'
+
+@description('Minutes a deadline may stay passed before the request goes to the escalation chat; empty: no escalation.')
+param OMIS_ESCALATION_MINUTES string = ''
+
+@description('Telegram chat id of the escalation digest (with OMIS_ESCALATION_MINUTES).')
+param OMIS_ESCALATION_CHAT_ID string = ''
+
+@description('Forum topic (message thread) id in the escalation chat.')
+param OMIS_ESCALATION_THREAD_ID string = ''
 
 @description('Working hours, e.g. "Mon-Fri 09:00-18:00" in OMIS_TIMEZONE; empty: all hours count.')
 param OMIS_WORK_HOURS string = ''
@@ -231,7 +246,12 @@ var omisSettings = {
   OMIS_PUBLIC_URL: OMIS_PUBLIC_URL
   OMIS_DEV_USER: OMIS_DEV_USER
   OMIS_DELAY_MINUTES: OMIS_DELAY_MINUTES
+  OMIS_SLA_LEVELS: OMIS_SLA_LEVELS
+  OMIS_SLA_DEFAULT: OMIS_SLA_DEFAULT
   OMIS_ALERT_REPEAT_MINUTES: OMIS_ALERT_REPEAT_MINUTES
+  OMIS_ESCALATION_MINUTES: OMIS_ESCALATION_MINUTES
+  OMIS_ESCALATION_CHAT_ID: OMIS_ESCALATION_CHAT_ID
+  OMIS_ESCALATION_THREAD_ID: OMIS_ESCALATION_THREAD_ID
   OMIS_WORK_HOURS: OMIS_WORK_HOURS
   OMIS_HOLIDAYS: OMIS_HOLIDAYS
   OMIS_MAIL_SCHEDULE: OMIS_MAIL_SCHEDULE

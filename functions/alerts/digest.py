@@ -1,11 +1,16 @@
-"""Reminder texts for Telegram: one line per delayed request, a digest, and splitting (pure)."""
+"""Reminder texts for Telegram: the deadline digest, the escalation digest, and splitting (pure).
+
+`build_digest` is the older quiet-time digest, kept until the reminder pass moves to deadlines.
+"""
 from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 from urllib.parse import quote
 
+from ..deadlines import KINDS
 from ..model import STATUS_CLARIFY, Request, normalize_number
 
 TELEGRAM_LIMIT = 4096
@@ -88,6 +93,128 @@ def build_digest(items: list[tuple[Request, float]], *, now: datetime, tz: tzinf
         lines.append("")
         lines.append(f"<b>Ждут нашего уточнения: {len(waiting_for_us)}</b> (подрядчик ждёт ответа от нас)")
         lines.extend(line(item) for item in waiting_for_us)
+    return "\n".join(lines)
+
+
+# ----- the deadline digest (SPEC §4) ----------------------------------------------------------
+
+GROUP_TITLES = {
+    "accept": "Ждём ответа подрядчика",
+    "update": "Подрядчик молчит",
+    "resolve": "Просрочен срок выполнения",
+    "promise": "Подрядчик не сдержал обещание",
+    "clarify": "Подрядчик ждёт нас",
+}
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    """One breached request as a digest names it."""
+
+    number: str
+    position: str
+    level_title: str
+    status: str
+    kind: str                    # the deadline kind that passed
+    deadline: datetime
+    overdue_minutes: float       # in the level's clock
+    working_time: bool           # only working time counted (a `work` level with hours or holidays set)
+    last_news_at: datetime | None
+    comment: str = ""
+
+
+def format_working(minutes: float) -> str:
+    """Show working time in hours and minutes, never days («27 ч 5 мин»): a working day is not 24 h."""
+    total = int(minutes) if math.isfinite(minutes) and minutes > 0 else 0
+    hours, mins = divmod(total, 60)
+    if hours:
+        return f"{hours} ч {mins} мин" if mins else f"{hours} ч"
+    return f"{mins} мин"
+
+
+def _local(moment: datetime, tz: tzinfo, now: datetime) -> str:
+    local = _as_utc(moment).astimezone(tz)
+    if local.year != _as_utc(now).astimezone(tz).year:
+        return f"{local:%d.%m.%Y %H:%M}"
+    return f"{local:%d.%m %H:%M}"
+
+
+def _late(item: DigestItem) -> str:
+    if item.working_time:
+        return f"{format_working(item.overdue_minutes)} рабочего времени"
+    return format_quiet(item.overdue_minutes)
+
+
+def _how_late(item: DigestItem, tz: tzinfo, now: datetime) -> str:
+    """Say when the deadline was and how late the request is, in the words of its kind."""
+    deadline, late = _local(item.deadline, tz, now), _late(item)
+    if item.kind == "accept":
+        return f"срок ответа {deadline}, ответ просрочен на {late}"
+    if item.kind == "update":
+        text = f"молчит {late} сверх срока {deadline}"
+        if item.last_news_at is not None:
+            text += f", последние новости {_local(item.last_news_at, tz, now)}"
+        return text
+    if item.kind == "resolve":
+        return f"срок выполнения прошёл {deadline}, {late} назад"
+    if item.kind == "promise":
+        return f"обещано к {deadline}, просрочено на {late}"
+    return f"ждёт нашего ответа {late} сверх срока {deadline}"
+
+
+def format_deadline_line(item: DigestItem, *, now: datetime, tz: tzinfo, public_url: str | None) -> str:
+    """Return one breached request's line of a digest, in Telegram HTML."""
+    number = f"<b>{_escape(item.number)}</b>"
+    if public_url:
+        href = html.escape(request_url(public_url, item.number), quote=True)
+        number = f'<a href="{href}">{number}</a>'
+    parts = [f"• {number}"]
+    if item.position.strip():
+        parts.append(f"позиция: {_escape(item.position.strip())}")
+    parts.append(_escape(item.level_title))
+    parts.append(_escape(item.status))
+    parts.append(_how_late(item, tz, now))
+    comment = " ".join(item.comment.split())
+    if comment:
+        if len(comment) > COMMENT_PREVIEW:
+            comment = comment[:COMMENT_PREVIEW - 1].rstrip() + "…"
+        parts.append(f"<i>{_escape(comment)}</i>")
+    return " · ".join(parts)
+
+
+def _grouped_lines(items: list[DigestItem], *, now: datetime, tz: tzinfo, public_url: str | None) -> list[str]:
+    unknown = {item.kind for item in items} - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown deadline kind(s): {sorted(unknown)}")
+    lines: list[str] = []
+    for kind in KINDS:
+        group = sorted((item for item in items if item.kind == kind),
+                       key=lambda item: (_as_utc(item.deadline), normalize_number(item.number)))
+        if not group:
+            continue
+        lines.append("")
+        lines.append(f"<b>{GROUP_TITLES[kind]}: {len(group)}</b>")
+        lines.extend(format_deadline_line(item, now=now, tz=tz, public_url=public_url) for item in group)
+    return lines
+
+
+def build_deadline_digest(items: list[DigestItem], *, now: datetime, tz: tzinfo, public_url: str | None) -> str:
+    """Return one reminder naming every breached request, grouped by the kind of deadline that passed."""
+    if not items:
+        return ""
+    lines = [f"<b>⏰ Просрочено заявок: {len(items)}</b>"]
+    lines.extend(_grouped_lines(items, now=now, tz=tz, public_url=public_url))
+    return "\n".join(lines)
+
+
+def build_escalation_digest(items: list[DigestItem], *, now: datetime, tz: tzinfo, public_url: str | None,
+                            escalation_minutes: int) -> str:
+    """Return the escalation digest: the requests breached for longer than OMIS_ESCALATION_MINUTES."""
+    if not items:
+        return ""
+    lines = [f"<b>🚨 Эскалация: {len(items)}</b>",
+             f"Срок прошёл больше {format_working(escalation_minutes)} назад."]
+    lines.extend(_grouped_lines(items, now=now, tz=tz, public_url=public_url))
     return "\n".join(lines)
 
 

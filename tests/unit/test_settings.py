@@ -1,9 +1,18 @@
 """Settings are read once, with defaults from SPEC §7 and errors that name the setting."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from functions.settings import DEV_STORAGE, SettingsError, load_settings
+from functions.deadlines import Duration, ServiceLevel
+from functions.settings import DEV_STORAGE, SETTING_NAMES, SettingsError, load_settings
+
+SPEC_LEVELS = json.dumps({
+    "normal": {"title": "Обычная", "accept": "4h", "update": "1d", "resolve": "5d", "clarify": "1d", "clock": "work"},
+    "urgent": {"title": "Срочная", "accept": "1h", "update": "4h", "resolve": "1d", "clock": "work"},
+    "crash": {"title": "Авария", "accept": "15m", "update": "1h", "resolve": "8h", "clock": "24x7"},
+}, ensure_ascii=False)
 
 
 def test_defaults_follow_the_spec():
@@ -20,8 +29,78 @@ def test_defaults_follow_the_spec():
     assert s.storage_is_emulator
 
 
-def test_repeat_interval_defaults_to_the_threshold():
-    assert load_settings({"OMIS_DELAY_MINUTES": "90"}).alert_repeat_minutes == 90
+def test_repeat_interval_defaults_to_sixty_minutes_whatever_the_threshold():
+    assert load_settings({"OMIS_DELAY_MINUTES": "90"}).alert_repeat_minutes == 60
+    assert load_settings({"OMIS_ALERT_REPEAT_MINUTES": "15"}).alert_repeat_minutes == 15
+
+
+def test_without_levels_one_normal_level_keeps_the_delay_threshold():
+    s = load_settings({"OMIS_DELAY_MINUTES": "90"})
+    assert list(s.sla_levels) == ["normal"] and s.sla_default == "normal"
+    assert s.sla_levels["normal"] == ServiceLevel("normal", "Обычная", "work",
+                                                  accept=Duration(90, "m"), update=Duration(90, "m"))
+
+
+def test_levels_are_read_in_order_and_the_first_is_the_default():
+    s = load_settings({"OMIS_SLA_LEVELS": SPEC_LEVELS})
+    assert list(s.sla_levels) == ["normal", "urgent", "crash"]
+    assert s.sla_default == "normal"
+    assert s.sla_levels["crash"].clock == "24x7" and s.sla_levels["crash"].accept == Duration(15, "m")
+
+
+def test_default_level_can_be_chosen():
+    s = load_settings({"OMIS_SLA_LEVELS": SPEC_LEVELS, "OMIS_SLA_DEFAULT": "urgent"})
+    assert s.sla_default == "urgent"
+    assert s.level(None).id == "urgent"
+    assert s.level("crash").id == "crash"
+    assert s.level("retired-level").id == "urgent"
+
+
+def test_unknown_default_level_names_the_setting_and_the_levels():
+    with pytest.raises(SettingsError, match="OMIS_SLA_DEFAULT: уровень «vip» не задан.*normal, urgent, crash"):
+        load_settings({"OMIS_SLA_LEVELS": SPEC_LEVELS, "OMIS_SLA_DEFAULT": "vip"})
+    with pytest.raises(SettingsError, match="OMIS_SLA_DEFAULT"):
+        load_settings({"OMIS_SLA_DEFAULT": "urgent"})      # only "normal" exists without OMIS_SLA_LEVELS
+
+
+def test_bad_level_names_the_setting_the_level_and_the_key():
+    levels = json.dumps({"urgent": {"title": "Срочная", "accept": "4 hours"}})
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"OMIS_SLA_LEVELS": levels})
+    assert str(caught.value) == ("OMIS_SLA_LEVELS: уровень «urgent», ключ «accept»: ожидается длительность "
+                                 "вида 15m, 4h или 5d, получено «4 hours»")
+
+
+def test_escalation_is_off_by_default_and_read_when_set():
+    s = load_settings({})
+    assert (s.escalation_minutes, s.escalation_chat_id, s.escalation_thread_id) == (None, None, None)
+    assert not s.escalation_configured
+    s = load_settings({"OMIS_ESCALATION_MINUTES": "240", "OMIS_ESCALATION_CHAT_ID": "-100123",
+                       "OMIS_ESCALATION_THREAD_ID": "7"})
+    assert (s.escalation_minutes, s.escalation_chat_id, s.escalation_thread_id) == (240, "-100123", 7)
+    assert s.escalation_configured
+    assert load_settings({"OMIS_ESCALATION_MINUTES": "0", "OMIS_ESCALATION_CHAT_ID": "5"}).escalation_minutes == 0
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"OMIS_ESCALATION_MINUTES": "60"}, "OMIS_ESCALATION_CHAT_ID: нужен вместе с OMIS_ESCALATION_MINUTES"),
+    ({"OMIS_ESCALATION_CHAT_ID": "-100123"}, "OMIS_ESCALATION_MINUTES: нужен вместе с OMIS_ESCALATION_CHAT_ID"),
+    ({"OMIS_ESCALATION_MINUTES": "60", "OMIS_ESCALATION_CHAT_ID": "1", "OMIS_ESCALATION_THREAD_ID": "тема"},
+     "OMIS_ESCALATION_THREAD_ID: ожидается целое число"),
+    ({"OMIS_ESCALATION_MINUTES": "60", "OMIS_ESCALATION_CHAT_ID": "1", "OMIS_ESCALATION_THREAD_ID": "0"},
+     "OMIS_ESCALATION_THREAD_ID: допустимо от 1"),
+    ({"OMIS_ESCALATION_THREAD_ID": "5"}, "OMIS_ESCALATION_THREAD_ID: тема задана без OMIS_ESCALATION_CHAT_ID"),
+    ({"OMIS_ESCALATION_MINUTES": "-1", "OMIS_ESCALATION_CHAT_ID": "1"}, "OMIS_ESCALATION_MINUTES: допустимо от 0"),
+])
+def test_incomplete_or_bad_escalation_names_the_setting(env, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)
+
+
+def test_new_settings_are_listed():
+    for name in ("OMIS_SLA_LEVELS", "OMIS_SLA_DEFAULT", "OMIS_ESCALATION_MINUTES", "OMIS_ESCALATION_CHAT_ID",
+                 "OMIS_ESCALATION_THREAD_ID"):
+        assert name in SETTING_NAMES
 
 
 def test_connection_string_falls_back_to_azure_web_jobs_storage():
@@ -46,6 +125,9 @@ def test_endpoint_is_not_the_emulator():
     ({"OMIS_GRAPH_URL": "graph.local"}, "OMIS_GRAPH_URL"),
     ({"OMIS_TABLE_PREFIX": "om-is"}, "OMIS_TABLE_PREFIX"),
     ({"OMIS_OUTLOOK_MAX_MESSAGES": "100000"}, "OMIS_OUTLOOK_MAX_MESSAGES"),
+    ({"OMIS_SLA_LEVELS": "{not json"}, "OMIS_SLA_LEVELS"),
+    ({"OMIS_SLA_LEVELS": "{}"}, "OMIS_SLA_LEVELS"),
+    ({"OMIS_ESCALATION_MINUTES": "soon", "OMIS_ESCALATION_CHAT_ID": "1"}, "OMIS_ESCALATION_MINUTES"),
 ])
 def test_bad_value_names_the_setting(env, name):
     with pytest.raises(SettingsError, match=name):
