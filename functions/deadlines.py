@@ -84,19 +84,20 @@ def default_levels(delay_minutes: int) -> dict[str, ServiceLevel]:
     return {"normal": ServiceLevel("normal", "Обычная", "work", accept=delay, update=delay)}
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of repeated keys silently; a repeated level or key is a typo.
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
             raise _DuplicateKey(key)
         result[key] = value
     return result
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
 
 
 def _parse_level(level_id: str, raw: object) -> ServiceLevel:
@@ -354,7 +355,12 @@ def _resolve_at(facts: Facts, level: ServiceLevel, clock: Clock) -> datetime | N
 
 
 def deadline_state(facts: Facts, level: ServiceLevel, calendar: WorkingCalendar) -> DeadlineState:
-    """Work out a request's running deadlines (SPEC §4), each in its level's clock."""
+    """Work out a request's running deadlines (SPEC §4), each in its level's clock.
+
+    A deadline the calendar cannot reach within its horizon (no working time) is left out.
+    Facts in «требует уточнения» without clarify_since (rows older than the facts) count the
+    stay from the last news, else from the creation.
+    """
     if facts.archived or facts.status in FINAL_STATUSES:
         return _NOTHING
     clock = clock_for(level, calendar)
