@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from .model import DEFAULT_STATUS, FINAL_STATUSES, STATUS_CLARIFY
+from .model import DEFAULT_STATUS, FINAL_STATUSES, STATUS_CLARIFY, Request
 from .workhours import WorkingCalendar
 
 KINDS = ("accept", "update", "resolve", "promise", "clarify")
@@ -238,6 +238,15 @@ class Facts:
     clarify_since: datetime | None = None   # when it entered «требует уточнения»; None when not in it
     clarify_answered: bool = False          # a person changed it since it entered «требует уточнения»
     pauses: tuple[tuple[datetime, datetime], ...] = ()   # completed stays in «требует уточнения»
+
+
+def facts_of(request: Request) -> Facts:
+    """Return the deadline facts a stored request carries."""
+    return Facts(status=request.status, created_at=request.created_at, level=request.level,
+                 archived=request.archived, due=request.due, promised=request.promised,
+                 first_news_at=request.first_news_at, last_news_at=request.last_news_at,
+                 clarify_since=request.clarify_since, clarify_answered=request.clarify_answered,
+                 pauses=request.pauses)
 
 
 def record_change(facts: Facts, *, at: datetime, status: str, source: str, news: bool) -> Facts:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from functions import settings as settings_module
+from functions.storage import reset_stores
 from scripts.azurite import connection_string, free_port, start_azurite, stop_azurite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +63,10 @@ def omis_env(azurite: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings_module.reset_settings()
+    reset_stores()
     yield env
     settings_module.reset_settings()
+    reset_stores()
 
 
 @pytest.fixture
@@ -76,11 +79,12 @@ def configure(omis_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def store(omis_env: dict[str, str]):
-    """The data layer, on fresh tables."""
-    from functions import store as store_module
+    """The data layer (the process's Store), on fresh tables."""
+    from functions.storage import get_store
 
-    store_module.init_db()
-    return store_module
+    found = get_store()
+    found.init()
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +100,10 @@ def app_routes():
 @pytest.fixture
 def call(app_routes, omis_env):
     """Call the app as the host would: call(method, path, body=b"", headers={}) -> HttpResponse."""
-    from functions import devhost, store as store_module
+    from functions import devhost
+    from functions.storage import get_store
 
-    store_module.init_db()
+    get_store().init()
 
     def _call(method: str, path: str, body: bytes | str = b"", headers: dict[str, str] | None = None):
         if isinstance(body, str):

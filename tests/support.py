@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from functions.settings import reset_settings
+from functions.storage import reset_stores
 
 
 def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
@@ -11,3 +12,4 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     reset_settings()
+    reset_stores()

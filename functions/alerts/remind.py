@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import requests
 
-from ..deadlines import DeadlineState, deadline_state, overdue_minutes
+from ..deadlines import DeadlineState, deadline_state, facts_of, overdue_minutes
 from ..model import Request, utcnow
 from ..settings import Settings
 from ..storage import Store, get_store
@@ -127,20 +127,10 @@ def read_breaches(rows: list[dict[str, Any]], now: datetime, settings: Settings)
     for row in rows:
         request = request_from_row(row)
         level = settings.level(request.level)
-        state = deadline_state(_facts(request), level, settings.calendar)
+        state = deadline_state(facts_of(request), level, settings.calendar)
         if state.breached(now):
             found.append(Breach(row, request, state, overdue_minutes(state, now, level, settings.calendar)))
     return found
-
-
-def _facts(request: Request):  # type: ignore[no-untyped-def]
-    from ..deadlines import Facts
-
-    return Facts(status=request.status, created_at=request.created_at, level=request.level,
-                 archived=request.archived, due=request.due, promised=request.promised,
-                 first_news_at=request.first_news_at, last_news_at=request.last_news_at,
-                 clarify_since=request.clarify_since, clarify_answered=request.clarify_answered,
-                 pauses=request.pauses)
 
 
 def plan_reminders(breaches: list[Breach], now: datetime, settings: Settings) -> Plan:

@@ -8,7 +8,6 @@ last status change is recorded in the history but moves neither the status nor t
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -126,13 +125,8 @@ def apply_mail(store: RequestStore, request_id: str, *, message: str, status: st
             fields.update(Promised=promised, PromisedAt=at)
         if row.get("LastMailAt") is None or at >= as_utc(row["LastMailAt"]):  # type: ignore[operator]
             fields.update(LastMailAt=at, LastMailId=graph_id, LastMailFrom=sender or None)
-        facts = store.facts(row)
-        if in_order:
-            facts = record_change(facts, at=at, status=new_status, source="mail", news=True)
-        else:   # late mail is still news, but it changes no stage
-            facts = replace(facts, first_news_at=facts.first_news_at or at,
-                            last_news_at=later(facts.last_news_at, at))
-        fields.update(facts_fields(facts))
+        # Late mail is still news, but it changes no stage: it comes with the current status.
+        fields.update(_facts_after(store, row, at=at, status=new_status, source="mail", news=True))
         entry = HistoryEntry(at=at, status=new_status, comment=comment, author=author, source="mail",
                              message_id=message_id, subject=(subject or "")[:500] or None, position=position,
                              promised=promised)

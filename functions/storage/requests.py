@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator
 from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
-from ..deadlines import Facts, deadline_state, record_change
+from ..deadlines import Facts, deadline_state, facts_of, record_change
 from ..lookalike import skeleton
 from ..model import (
     DEFAULT_STATUS,
@@ -122,10 +122,7 @@ class RequestStore:
 
     def facts(self, row: dict[str, Any] | Request) -> Facts:
         """Return the deadline facts of a request row or value."""
-        r = layout.request_from_row(row) if isinstance(row, dict) else row
-        return Facts(status=r.status, created_at=r.created_at, level=r.level, archived=r.archived, due=r.due,
-                     promised=r.promised, first_news_at=r.first_news_at, last_news_at=r.last_news_at,
-                     clarify_since=r.clarify_since, clarify_answered=r.clarify_answered, pauses=r.pauses)
+        return facts_of(layout.request_from_row(row) if isinstance(row, dict) else row)
 
     def _deadline(self, row: dict[str, Any]) -> tuple[datetime, str] | None:
         state = deadline_state(self.facts(row), self.settings.level(row.get("Level")), self.settings.calendar)
@@ -260,6 +257,8 @@ class RequestStore:
         at = now or utcnow()
         created = created_at or at
         request_id = layout.new_id()
+        if self.resolve(number) is not None:
+            raise DuplicateRequestError(number, self._current_number(number))
         if not confirm_similar:
             self._refuse_similar(number, None)
         request = Request(number=number, position=position, description=description, author=author,

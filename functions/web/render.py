@@ -34,6 +34,8 @@ STATIC_ROOT = Path(__file__).resolve().parents[2] / "web_static"
 MAX_FORM_BYTES = 8 * 1024 * 1024   # what the host lets through; a form over 64 KiB is re-shown, not stored
 SOURCE_LABELS = {"web": "веб", "api": "API", "mail": "почта", "outbox": "письмо OMIS", "telegram": "Telegram",
                  "import": "импорт"}
+FIELD_LABELS = {"number": "Номер", "position": "Позиция", "description": "Описание", "status": "Статус",
+                "comment": "Комментарий", "level": "Уровень", "due": "Срок", "to": "Кому"}
 STATUS_CLASSES = dict(zip(STATUSES, ("sent", "accepted", "clarify", "done", "rejected")))
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 FormHandler = Callable[[func.HttpRequest, dict[str, str]], func.HttpResponse]
@@ -88,7 +90,7 @@ templates = Environment(loader=PackageLoader("functions", "templates"), autoesca
 templates.filters.update(format_ts=format_ts, local=format_local, duration=format_quiet, promised=_promised)
 templates.globals.update(request_url=request_url, list_url=list_url, static_url=static_url, statuses=STATUSES,
                          status_class=STATUS_CLASSES.get, source_label=SOURCE_LABELS.get, csrf_field=CSRF_FIELD,
-                         kind_titles=KIND_TITLES, waiting_titles=WAITING_TITLES)
+                         kind_titles=KIND_TITLES, waiting_titles=WAITING_TITLES, field_labels=FIELD_LABELS)
 
 
 # ----- responses -------------------------------------------------------------------------
