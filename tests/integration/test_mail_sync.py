@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from functions import mailstore, store
 from functions.mail import sync
 from functions.mail.graph import GraphMailClient
 from functions.settings import get_settings
-from functions.tables import StorageUnavailable
+from functions.storage import Store, StorageUnavailable, get_store
 from tests.conftest import ROOT
 from tests.fakes.fixtures import fake_graph, recorded_sleeps  # noqa: F401
 from tests.fakes.graph_server import FakeGraph
@@ -21,7 +20,7 @@ from tests.support import set_env
 NOW = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.timezone.utc)
 CREATED = dt.datetime(2026, 11, 19, 0, 0, tzinfo=dt.timezone.utc)
 FOLDER = "Inbox"
-CORPUS_PATH = Path(ROOT).parent / "shared" / "corpus" / "mail-public.json"
+CORPUS_PATH = Path(ROOT) / "tests" / "data" / "mail-public.json"
 CORPUS = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["cases"] if CORPUS_PATH.exists() else []
 
 
@@ -34,17 +33,25 @@ def at(hour: int, minute: int = 0) -> dt.datetime:
 def mail_env(fake_graph: FakeGraph, omis_env, monkeypatch):  # noqa: F811
     """OMIS on fresh Azurite tables, reading the fake Graph mailbox."""
     set_env(monkeypatch, **fake_graph.env())
-    store.init_db()
+    get_store().init()
     return fake_graph
 
 
 def add_requests(*numbers: str) -> None:
     for number in numbers:
-        store.add_request(number, now=CREATED)
+        get_store().add_request(number, now=CREATED)
+
+
+def request(number: str):
+    return get_store().get_request(number)
+
+
+def unmatched() -> list:
+    return get_store().mail.list_unmatched()[0]
 
 
 def mail_entries(number: str) -> list:
-    return [h for h in store.get_request(number).history if h.source == "mail"]
+    return [h for h in request(number).history if h.source == "mail"]
 
 
 def run_pass(**kwargs) -> sync.MailReport:
@@ -68,7 +75,7 @@ def test_public_corpus_case_end_to_end(case, mail_env):
 
     assert report.read == len(case["mail"]) and report.errors == 0
     for number, expect in case["expect"].items():
-        request = store.get_request(number)
+        request = request(number)
         if "status" in expect:
             assert request.status == expect["status"], number
         if "history_mail_entries" in expect:
@@ -78,12 +85,12 @@ def test_public_corpus_case_end_to_end(case, mail_env):
         if "comment_contains" in expect:
             assert expect["comment_contains"] in request.comment, number
         assert all(h.author == "Робот" for h in mail_entries(number))
-    unmatched, _ = mailstore.list_unmatched_mail()
-    subjects = {m.subject for m in unmatched}
+    kept = unmatched()
+    subjects = {m.subject for m in kept}
     if case.get("unmatched"):
         assert {m["subject"] for m in case["mail"]} <= subjects
     else:
-        assert not unmatched
+        assert not kept
 
 
 # -- exactly once ------------------------------------------------------------------------------
@@ -104,9 +111,9 @@ def test_second_pass_reads_nothing_and_a_reread_applies_nothing(mail_env):
     mail_env.expire_sync_states()
     third = run_pass()
 
-    assert (first.read, first.applied, first.status_changed) == (3, 3, 3)
+    assert (first.read, first.applied, first.pairs_status_changed) == (3, 3, 3)
     assert (second.read, second.applied) == (0, 0)
-    assert (third.read, third.applied, third.duplicates) == (3, 0, 3)
+    assert (third.read, third.applied, third.already_applied) == (3, 0, 3)
     assert any("заново" in note for note in third.notes)
     assert all(len(mail_entries(n)) == 1 for n in numbers)
 
@@ -141,17 +148,17 @@ def test_overlapping_passes_apply_each_message_once(mail_env, monkeypatch):
 
     assert not failures and len(reports) == 2
     assert sum(r.applied for r in reports) == len(numbers)
-    assert sum(r.duplicates for r in reports) == len(numbers)
+    assert sum(r.already_applied for r in reports) == len(numbers)
     assert all(len(mail_entries(n)) == 1 for n in numbers)
-    assert all(store.get_request(n).status == "принята в работу" for n in numbers)
-    assert store.status_counts()["принята в работу"] == len(numbers)
+    assert all(request(n).status == "принята в работу" for n in numbers)
+    assert get_store().counts()["принята в работу"] == len(numbers)
 
 
 def test_pass_that_dies_after_k_messages_and_its_rerun_apply_each_once(mail_env, monkeypatch):
     numbers = [f"70{i}" for i in range(5)]
     add_requests(*numbers)
     deliver(mail_env, numbers)
-    real_apply = store.apply_mail
+    real_apply = Store.apply_mail
     calls = {"n": 0}
 
     def dies_on_third(*args, **kwargs):
@@ -160,18 +167,18 @@ def test_pass_that_dies_after_k_messages_and_its_rerun_apply_each_once(mail_env,
             raise StorageUnavailable("Хранилище недоступно: обрыв в тесте")
         return real_apply(*args, **kwargs)
 
-    monkeypatch.setattr(store, "apply_mail", dies_on_third)
+    monkeypatch.setattr(Store, "apply_mail", dies_on_third)
     with pytest.raises(StorageUnavailable):
         run_pass()
     state = sync.resume_state_name(GraphMailClient(get_settings()).state_key)
-    assert mailstore.get_state(state) is None  # not advanced: the rerun reads the batch again
-    monkeypatch.setattr(store, "apply_mail", real_apply)
+    assert get_store().mail.get_state(state) is None  # not advanced: the rerun reads the batch again
+    monkeypatch.setattr(Store, "apply_mail", real_apply)
 
     rerun = run_pass()
 
-    assert (rerun.read, rerun.applied, rerun.duplicates) == (5, 3, 2)
+    assert (rerun.read, rerun.applied, rerun.already_applied) == (5, 3, 2)
     assert all(len(mail_entries(n)) == 1 for n in numbers)
-    assert mailstore.get_state(state) is not None
+    assert get_store().mail.get_state(state) is not None
 
 
 def test_message_limit_carries_over_without_gap_or_repeat(mail_env, monkeypatch):
@@ -229,10 +236,10 @@ def test_reply_without_number_in_a_tied_conversation_belongs_to_its_request(mail
     report = run_pass()
 
     assert (report.applied, report.unmatched) == (1, 1)
-    assert store.get_request("1001").status == "выполнена"
+    assert request("1001").status == "выполнена"
     assert mail_entries("1001")[-1].subject == "RE: Выезд"
-    assert store.get_request("1002").status == "принята в работу"
-    (kept,), _ = mailstore.list_unmatched_mail()
+    assert request("1002").status == "принята в работу"
+    (kept,) = unmatched()
     assert "1002" in kept.reason and "1003" in kept.reason
 
 
@@ -242,7 +249,7 @@ def test_reply_without_number_and_conversation_is_unmatched(mail_env):
     report = run_pass()
 
     assert (report.unmatched, report.applied) == (1, 0)
-    (kept,), _ = mailstore.list_unmatched_mail()
+    (kept,) = unmatched()
     assert kept.numbers == () and "номер" in kept.reason
 
 
@@ -254,9 +261,9 @@ def test_older_mail_read_later_does_not_regress_the_status(mail_env):
 
     report = run_pass()
 
-    request = store.get_request("1101")
+    request = request("1101")
     assert request.status == "выполнена" and request.status_updated_at == at(12)
-    assert (report.applied, report.unchanged) == (1, 1)
+    assert (report.applied, report.pairs_unchanged) == (1, 1)
     assert len(mail_entries("1101")) == 2
 
 
@@ -266,9 +273,9 @@ def test_known_and_unknown_numbers_apply_the_known_and_keep_the_rest(mail_env):
 
     report = run_pass()
 
-    assert store.get_request("1201").status == "выполнена"
+    assert request("1201").status == "выполнена"
     assert (report.applied, report.unmatched) == (1, 1)
-    (kept,), _ = mailstore.list_unmatched_mail()
+    (kept,) = unmatched()
     assert kept.numbers == ("99998",) and "1201" in kept.reason
 
 
@@ -279,24 +286,24 @@ def test_broken_message_is_kept_with_its_reason_and_the_pass_goes_on(mail_env, m
     mail_env.add_message(FOLDER, "RE: Заявка 1302", "Заявка 1302 принята в работу.", at(9, 2))
     real_parse = sync.parse_mail
 
-    def parse_or_break(subject, body, unique_body=None):
+    def parse_or_break(subject, body, unique_body=None, **kwargs):
         if subject == "сломанное письмо":
             raise RuntimeError("разбор сломался")
-        return real_parse(subject, body, unique_body)
+        return real_parse(subject, body, unique_body, **kwargs)
 
     monkeypatch.setattr(sync, "parse_mail", parse_or_break)
     report = run_pass()
 
-    assert (report.read, report.applied, report.errors, report.unmatched) == (3, 2, 1, 1)
-    assert store.get_request("1302").status == "принята в работу"
-    (kept,), _ = mailstore.list_unmatched_mail()
+    assert (report.read, report.applied, report.errors, len(unmatched())) == (3, 2, 1, 1)
+    assert request("1302").status == "принята в работу"
+    (kept,) = unmatched()
     assert kept.subject == "сломанное письмо" and "RuntimeError: разбор сломался" in kept.reason
     assert any("сломанное письмо" in note for note in report.notes)
 
     mail_env.expire_sync_states()
     again = run_pass()
-    assert (again.errors, again.unmatched, again.duplicates) == (1, 0, 2)
-    assert len(mailstore.list_unmatched_mail()[0]) == 1
+    assert (again.errors, again.unmatched, again.already_applied) == (1, 0, 2)
+    assert len(unmatched()) == 1
 
 
 def test_unmatched_mail_is_listed_by_the_api(mail_env, call):
@@ -343,7 +350,7 @@ def test_lone_surrogates_from_graph_are_stored_as_replacement_characters(mail_en
     mail_env.add_message(FOLDER, "Вопрос \ud83d", "Без номера \ud800", at(9, 5))
     report = run_pass()
     assert (report.applied, report.unmatched, report.errors) == (1, 1, 0)
-    got = store.get_request("1201")
+    got = request("1201")
     assert got.status == "выполнена" and "\ufffd" in got.comment
     assert call("GET", "/requests/1201").status_code == 200
     assert call("GET", "/api/mail/unmatched").status_code == 200
