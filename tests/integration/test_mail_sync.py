@@ -21,7 +21,7 @@ from tests.support import set_env
 NOW = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.timezone.utc)
 CREATED = dt.datetime(2026, 11, 19, 0, 0, tzinfo=dt.timezone.utc)
 FOLDER = "Inbox"
-CORPUS_PATH = Path(ROOT).parent / "shared" / "corpus" / "mail-public.json"
+CORPUS_PATH = Path(ROOT) / "tests" / "data" / "mail-public.json"
 CORPUS = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["cases"] if CORPUS_PATH.exists() else []
 
 
