@@ -97,6 +97,10 @@ class WorkingCalendar:
             result.append((datetime.combine(day, start, self.tz), end_dt))
         return result
 
+    def is_working_day(self, day: date) -> bool:
+        """Say whether a local day has working time (not a holiday, and with working hours set, one of theirs)."""
+        return bool(self._windows(day))
+
     def is_working(self, moment: datetime) -> bool:
         """Say whether a moment falls in working time."""
         local = moment.astimezone(self.tz)
