@@ -13,7 +13,7 @@ from datetime import date, timedelta
 
 from common import NOW, ROOT, azurite_omis, machine, seed_requests
 
-CORPUS = ROOT.parent / "shared" / "corpus" / "mail-public.json"
+CORPUS = ROOT / "tests" / "data" / "mail-public.json"
 RESULTS = ROOT / "bench" / "results-mail.md"
 PASS_SIZE = 1_000
 

@@ -1,12 +1,15 @@
-"""Understand a contractor's reply: request numbers, positions and statuses (SPEC §3; pure, no I/O)."""
+"""Understand a contractor's reply: request numbers, positions, statuses and promises (SPEC §3; pure, no I/O)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
 
 from ..model import MAIL_COMMENT_MAX, STATUS_ACCEPTED, STATUS_CLARIFY, STATUS_DONE, STATUS_REJECTED
 from ..model import normalize_number, number_error
+from ..workhours import WorkingCalendar
+from .promises import find_promise, names_time
 
 # Regex sources, matched case-insensitively as whole words on text where «ё» is read as «е».
 STATUS_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -18,7 +21,7 @@ STATUS_KEYWORDS: dict[str, tuple[str, ...]] = {
         r"не\s+(?:можем|сможем|будем|получится|имеем\s+возможности|представляется\s+возможным)\s+"
         r"(?:[^\s,;:!?]+\s+)?(?:выполн\w*|приня\w*|взять|провести|произвести)",
         r"(?:невозможно|не\s+возможно)\s+выполн\w*",
-        r"выполн(?:ить|ение)\s+(?:не\s+можем|не\s+сможем|не\s+получится|невозможно)",
+        r"(?:выполн(?:ить|ение)|взять|принять)(?:\s+в\s+работу)?\s+(?:не\s+можем|не\s+сможем|не\s+получится|невозможно)",
     ),
     STATUS_DONE: (
         r"(?:выполн|заверш|законч|оконч|устран|исполн|восстановл)ен[аоы]?|отремонтирован[аоы]?",
@@ -61,6 +64,11 @@ _CLAUSE_RE = re.compile(r"[,;:.!?()\[\]—–]")
 _NEGATION = "не"
 _STOP_WORDS = frozenset({"и", "но", "а", "однако", "зато", "или"})
 _NOT_YET_WORDS = frozenset({"будет", "будут", "быть", "бы"})
+# A refusal bounded in time («раньше среды не сможем выполнить») is a deferral; a start in the present
+# tense with a time to come («приступаем завтра») is not a start yet (SPEC §3).
+_INABILITY_RE = re.compile(r"(?<!\w)(?:не|невозможно)(?!\w)", re.IGNORECASE)
+_PRESENT_START_RE = re.compile(r"приступа|принимаем|бер[её]м", re.IGNORECASE)
+_PHRASE_CLAUSE_RE = re.compile(r"[,;:](?=\s|$)|\s[-–—]\s|[()]")
 _NOT_NEEDED_RE = re.compile(r"(?<!\w)не\s+(?:требуе|нуж|понадоб)", re.IGNORECASE)  # «уточнение ... не требуется»
 
 # Quoted history and signature (SPEC §3).
@@ -87,7 +95,8 @@ _SUBJECT_PREFIX_RE = re.compile(
 _BOUNDARY_RE = re.compile(r"[.!?…;]+(?=\s|$)|\n")
 _ALNUM_RE = re.compile(r"[^\W_]")
 _ABBREVIATIONS = frozenset(
-    {"поз", "п", "пп", "ул", "д", "г", "гг", "кв", "корп", "стр", "т", "е", "см", "тел", "им", "пр", "эт", "ч", "мин"}
+    {"поз", "п", "пп", "ул", "д", "г", "гг", "кв", "корп", "стр", "т", "е", "см", "тел", "им", "пр", "эт", "ч", "мин",
+     "янв", "фев", "февр", "мар", "апр", "июн", "июл", "авг", "сен", "сент", "окт", "ноя", "нояб", "дек"}
 )
 
 # Request numbers and positions.
@@ -196,16 +205,52 @@ def _counts(text: str, start: int, end: int, status: str) -> bool:
     return not (clause_end and clause_end.group() == "?")
 
 
+class _TimeBounds:
+    """Whether a sentence, or a clause of it, names a time; each worked out at most once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._cuts: list[int] | None = None
+        self._named: dict[tuple[int, int], bool] = {}
+
+    def named(self, lo: int, hi: int) -> bool:
+        if (lo, hi) not in self._named:
+            self._named[(lo, hi)] = names_time(self.text[lo:hi])
+        return self._named[(lo, hi)]
+
+    def in_clause(self, start: int, end: int) -> bool:
+        if self._cuts is None:
+            self._cuts = [i for m in _PHRASE_CLAUSE_RE.finditer(self.text) for i in (m.start(), m.end())]
+        at, after = bisect_right(self._cuts, start), bisect_left(self._cuts, end)
+        lo = self._cuts[at - 1] if at else 0
+        hi = self._cuts[after] if after < len(self._cuts) else len(self.text)
+        return self.named(lo, hi)
+
+    def defers(self, m: re.Match[str], status: str) -> bool:
+        """Tell whether a refusal or a present-tense start is bounded by a time to come (no status then)."""
+        if status == STATUS_REJECTED:
+            return _INABILITY_RE.search(m.group()) is not None and self.named(0, len(self.text))
+        if status == STATUS_ACCEPTED and _PRESENT_START_RE.match(m.group()):
+            return self.in_clause(m.start(), m.end())
+        return False
+
+
 def _sentence_status(sentence: str) -> str | None:
     """Return the latest-stage status stated in one sentence."""
     text = sentence.translate(_YO)
     best: str | None = None
+    bounds: _TimeBounds | None = None
     for m in _STATUS_RE.finditer(text):
         status = _STATUS_ORDER[int(m.lastgroup[1:])]
         if best is not None and STATUS_RANK[status] <= STATUS_RANK[best]:
             continue
-        if _counts(text, m.start(), m.end(), status):
-            best = _later(best, status)
+        if not _counts(text, m.start(), m.end(), status):
+            continue
+        if status in (STATUS_REJECTED, STATUS_ACCEPTED):
+            bounds = bounds or _TimeBounds(text)
+            if bounds.defers(m, status):
+                continue
+        best = _later(best, status)
     return best
 
 
@@ -273,13 +318,15 @@ def extract_numbers(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class ParsedMail:
-    """What one e-mail says: numbers, and per number its status and position."""
+    """What one e-mail says: numbers, and per number its status, position and promised instant (UTC)."""
 
     numbers: tuple[str, ...]
     statuses: dict[str, str | None]
     positions: dict[str, str | None]
     general_status: str | None
     comment: str
+    promises: dict[str, datetime | None] = field(default_factory=dict)
+    general_promise: datetime | None = None
 
 
 def _comment(text: str) -> str:
@@ -295,27 +342,54 @@ def _position_owners(found: list[tuple[str, int, int]], offset: int) -> list[str
     return [normalize_number(number) for number, _, g in found if g == group]
 
 
-def parse_mail(subject: str, body: str, unique_body: str | None = None) -> ParsedMail:
-    """Read the subject and the new part of the body into numbers, statuses and positions."""
+def parse_mail(
+    subject: str,
+    body: str,
+    unique_body: str | None = None,
+    *,
+    received: datetime | None = None,
+    tz: tzinfo | None = None,
+    calendar: WorkingCalendar | None = None,
+) -> ParsedMail:
+    """Read the subject and the new part of the body into numbers, statuses, positions and promises.
+
+    Promises are read only with `received` (the mail's received time), from the sentences of the
+    new text, in `tz` (default: the calendar's, else UTC) with `calendar` for «рабочих дней»
+    (default: every day works). A sentence's promise goes where its status would; the last
+    promising sentence of the mail wins for a request.
+    """
     subject = _SUBJECT_PREFIX_RE.sub("", subject or "")
     text = new_text(unique_body if unique_body and unique_body.strip() else body)
+    if received is not None:
+        tz = tz or (calendar.tz if calendar is not None else timezone.utc)
+        calendar = calendar or WorkingCalendar(tz)
     numbers: dict[str, str] = {}
     statuses: dict[str, str | None] = {}
     positions: dict[str, str | None] = {}
+    promised: dict[str, tuple[int, datetime]] = {}
     general: str | None = None
+    general_promise: tuple[int, datetime] | None = None
     loose_positions: list[str] = []
-    for sentence in _sentences(subject) + _sentences(text):
+    subject_sentences = _sentences(subject)
+    for index, sentence in enumerate(subject_sentences + _sentences(text)):
         found, named_positions = _scan(sentence)
         status = _sentence_status(sentence)
+        promise = None
+        if received is not None and index >= len(subject_sentences):
+            promise = find_promise(sentence, received=received, tz=tz, calendar=calendar)
         if not found:
             general = _later(general, status)
             loose_positions.extend(value for value, _ in named_positions)
+            if promise is not None:
+                general_promise = (index, promise)
             continue
         for number, _, _ in found:
             key = normalize_number(number)
             numbers.setdefault(key, number)
             statuses[key] = _later(statuses.get(key), status)
             positions.setdefault(key, None)
+            if promise is not None:
+                promised[key] = (index, promise)
         for value, offset in named_positions:
             for key in _position_owners(found, offset):
                 if positions[key] is None:
@@ -325,12 +399,18 @@ def parse_mail(subject: str, body: str, unique_body: str | None = None) -> Parse
     if len(numbers) == 1 and loose_positions:
         (only,) = numbers
         positions[only] = positions[only] or loose_positions[0]
+    promises: dict[str, datetime | None] = {}
+    for key in numbers:
+        latest = max((p for p in (promised.get(key), general_promise) if p is not None), default=None)
+        promises[key] = latest[1] if latest else None
     return ParsedMail(
         numbers=tuple(numbers.values()),
         statuses=statuses,
         positions=positions,
         general_status=general,
         comment=_comment(text) or _comment(subject),
+        promises=promises,
+        general_promise=general_promise[1] if general_promise else None,
     )
 
 
@@ -346,6 +426,7 @@ class ContractorMessage:
     author: str
     message_id: str
     subject: str
+    promised: datetime | None = None
 
 
 def contractor_messages(
@@ -362,6 +443,7 @@ def contractor_messages(
             author=author,
             message_id=message_id,
             subject=subject,
+            promised=parsed.promises.get(normalize_number(number)),
         )
         for number in parsed.numbers
     ]

@@ -31,8 +31,8 @@ from functions.model import (
     normalize_number,
 )
 
-# CI clones main into its own folder with shared/ beside it: <clone>/../shared.
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "mail-public.json"
+# The project's copy of shared/corpus (scripts/refresh_corpus.py brings it up to date).
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "mail-public.json"
 CORPUS_CASES: dict[str, dict] = (
     {case["id"]: case for case in json.loads(CORPUS.read_text(encoding="utf-8"))["cases"]} if CORPUS.is_file() else {}
 )
@@ -47,13 +47,13 @@ def position_of(parsed: ParsedMail, number: str) -> str | None:
     return parsed.positions[normalize_number(number)]
 
 
-# --- the shared corpus -----------------------------------------------------------------------
+# --- the public corpus -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case_id", list(CORPUS_CASES) or [MISSING])
 def test_corpus_case_parses_as_expected(case_id: str) -> None:
     if case_id == MISSING:
-        pytest.fail(f"The mail corpus is missing: expected {CORPUS} (shared/ beside the repository)")
+        pytest.fail(f"The mail corpus is missing: expected {CORPUS}")
     case = CORPUS_CASES[case_id]
     known = {normalize_number(number) for number in case["requests"]}
     parsed = [(mail, parse_mail(mail["subject"], mail["body"])) for mail in case["mail"]]

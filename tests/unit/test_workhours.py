@@ -65,3 +65,13 @@ def test_holidays_alone_do_not_count():
     assert cal.working_minutes(msk(2026, 12, 30, 23, 0), msk(2027, 1, 1, 1, 0)) == 120
     assert not cal.is_working(msk(2026, 12, 31, 12, 0)) and cal.is_working(msk(2027, 1, 1, 0, 30))
     assert cal.cutoff(msk(2027, 1, 1, 1, 0), 120) == msk(2026, 12, 30, 23, 0)
+
+
+def test_working_day_follows_hours_and_holidays():
+    plain = WorkingCalendar(MSK, None, parse_holidays("2026-12-31"))
+    assert plain.is_working_day(date(2026, 11, 28))  # a Saturday counts without working hours
+    assert not plain.is_working_day(date(2026, 12, 31))
+    office = WorkingCalendar(MSK, parse_work_hours("Mon-Fri 09:00-18:00"), parse_holidays("2026-12-31"))
+    assert office.is_working_day(date(2026, 11, 27))
+    assert not office.is_working_day(date(2026, 11, 28))
+    assert not office.is_working_day(date(2026, 12, 31))  # a Thursday, but a holiday
