@@ -186,10 +186,6 @@ class WorkingCalendar:
             self._week_cache[monday] = cached
         return cached
 
-    def is_working_day(self, day: date) -> bool:
-        """Say whether a local day has working time (not a holiday, and with working hours set, one of theirs)."""
-        return bool(self._windows(day))
-
     def is_working(self, moment: datetime) -> bool:
         """Say whether a moment falls in working time."""
         moment = _as_utc(moment)

@@ -21,7 +21,10 @@ NOW = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.timezone.utc)
 CREATED = dt.datetime(2026, 11, 19, 0, 0, tzinfo=dt.timezone.utc)
 FOLDER = "Inbox"
 CORPUS_PATH = Path(ROOT) / "tests" / "data" / "mail-public.json"
-CORPUS = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["cases"] if CORPUS_PATH.exists() else []
+CORPUS = json.loads(CORPUS_PATH.read_text(encoding="utf-8"))["cases"]
+PROMISE_CORPUS = [case for name in ("mail-promises-public.json", "mail-promises-extra.json")
+                  for case in json.loads((Path(ROOT) / "tests" / "data" / name).read_text(encoding="utf-8"))["cases"]]
+MOSCOW = dt.timezone(dt.timedelta(hours=3))
 
 
 def at(hour: int, minute: int = 0) -> dt.datetime:
@@ -42,7 +45,7 @@ def add_requests(*numbers: str) -> None:
         get_store().add_request(number, now=CREATED)
 
 
-def request(number: str):
+def get_req(number: str):
     return get_store().get_request(number)
 
 
@@ -51,7 +54,7 @@ def unmatched() -> list:
 
 
 def mail_entries(number: str) -> list:
-    return [h for h in request(number).history if h.source == "mail"]
+    return [h for h in get_req(number).history if h.source == "mail"]
 
 
 def run_pass(**kwargs) -> sync.MailReport:
@@ -62,7 +65,7 @@ def run_pass(**kwargs) -> sync.MailReport:
 
 # -- the public corpus -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("case", CORPUS, ids=[case["id"] for case in CORPUS])
+@pytest.mark.parametrize("case", CORPUS + PROMISE_CORPUS, ids=[case["id"] for case in CORPUS + PROMISE_CORPUS])
 def test_public_corpus_case_end_to_end(case, mail_env):
     add_requests(*case["requests"])
     for mail in case["mail"]:
@@ -75,7 +78,7 @@ def test_public_corpus_case_end_to_end(case, mail_env):
 
     assert report.read == len(case["mail"]) and report.errors == 0
     for number, expect in case["expect"].items():
-        request = request(number)
+        request = get_req(number)
         if "status" in expect:
             assert request.status == expect["status"], number
         if "history_mail_entries" in expect:
@@ -84,6 +87,9 @@ def test_public_corpus_case_end_to_end(case, mail_env):
             assert expect["history_position"] in [h.position for h in mail_entries(number)], number
         if "comment_contains" in expect:
             assert expect["comment_contains"] in request.comment, number
+        if "promised_local" in expect:
+            local = request.promised.astimezone(MOSCOW).replace(tzinfo=None).isoformat() if request.promised else None
+            assert local == expect["promised_local"], number
         assert all(h.author == "Робот" for h in mail_entries(number))
     kept = unmatched()
     subjects = {m.subject for m in kept}
@@ -150,7 +156,7 @@ def test_overlapping_passes_apply_each_message_once(mail_env, monkeypatch):
     assert sum(r.applied for r in reports) == len(numbers)
     assert sum(r.already_applied for r in reports) == len(numbers)
     assert all(len(mail_entries(n)) == 1 for n in numbers)
-    assert all(request(n).status == "принята в работу" for n in numbers)
+    assert all(get_req(n).status == "принята в работу" for n in numbers)
     assert get_store().counts()["принята в работу"] == len(numbers)
 
 
@@ -236,9 +242,9 @@ def test_reply_without_number_in_a_tied_conversation_belongs_to_its_request(mail
     report = run_pass()
 
     assert (report.applied, report.unmatched) == (1, 1)
-    assert request("1001").status == "выполнена"
+    assert get_req("1001").status == "выполнена"
     assert mail_entries("1001")[-1].subject == "RE: Выезд"
-    assert request("1002").status == "принята в работу"
+    assert get_req("1002").status == "принята в работу"
     (kept,) = unmatched()
     assert "1002" in kept.reason and "1003" in kept.reason
 
@@ -261,7 +267,7 @@ def test_older_mail_read_later_does_not_regress_the_status(mail_env):
 
     report = run_pass()
 
-    request = request("1101")
+    request = get_req("1101")
     assert request.status == "выполнена" and request.status_updated_at == at(12)
     assert (report.applied, report.pairs_unchanged) == (1, 1)
     assert len(mail_entries("1101")) == 2
@@ -273,7 +279,7 @@ def test_known_and_unknown_numbers_apply_the_known_and_keep_the_rest(mail_env):
 
     report = run_pass()
 
-    assert request("1201").status == "выполнена"
+    assert get_req("1201").status == "выполнена"
     assert (report.applied, report.unmatched) == (1, 1)
     (kept,) = unmatched()
     assert kept.numbers == ("99998",) and "1201" in kept.reason
@@ -295,7 +301,7 @@ def test_broken_message_is_kept_with_its_reason_and_the_pass_goes_on(mail_env, m
     report = run_pass()
 
     assert (report.read, report.applied, report.errors, len(unmatched())) == (3, 2, 1, 1)
-    assert request("1302").status == "принята в работу"
+    assert get_req("1302").status == "принята в работу"
     (kept,) = unmatched()
     assert kept.subject == "сломанное письмо" and "RuntimeError: разбор сломался" in kept.reason
     assert any("сломанное письмо" in note for note in report.notes)
@@ -350,7 +356,7 @@ def test_lone_surrogates_from_graph_are_stored_as_replacement_characters(mail_en
     mail_env.add_message(FOLDER, "Вопрос \ud83d", "Без номера \ud800", at(9, 5))
     report = run_pass()
     assert (report.applied, report.unmatched, report.errors) == (1, 1, 0)
-    got = request("1201")
+    got = get_req("1201")
     assert got.status == "выполнена" and "\ufffd" in got.comment
     assert call("GET", "/requests/1201").status_code == 200
     assert call("GET", "/api/mail/unmatched").status_code == 200
