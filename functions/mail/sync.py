@@ -165,6 +165,7 @@ class MailPass:
         self.settings = store.settings
         self.report = MailReport()
         self._linked: set[tuple[str, str]] = set()
+        self._batch_links: dict[str, list[str]] = {}   # conversations tied by earlier messages of this batch
 
     def run(self, messages: Iterable[GraphMessage]) -> MailReport:
         """Plan every message (parse, resolve), then apply them in received order."""
@@ -179,6 +180,9 @@ class MailPass:
             parsed = parse_mail(message.subject, message.body, message.unique_body, received=message.received,
                                 tz=self.settings.timezone, calendar=self.settings.calendar)
             targets, unknown, by_conversation, reason = self._targets(message, parsed)
+            if targets and message.conversation_id and not by_conversation:
+                tied = self._batch_links.setdefault(message.conversation_id, [])
+                tied.extend(t.request_id for t in targets if t.request_id not in tied)
         except StorageUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken message must not stop the pass
@@ -206,6 +210,7 @@ class MailPass:
                                           parsed.promises.get(key)))
             return targets, unknown, False, ""
         tied = self.store.mail.conversation_requests(message.conversation_id) if message.conversation_id else []
+        tied += [i for i in self._batch_links.get(message.conversation_id or "", []) if i not in tied]
         if len(tied) == 1:
             found = requests_.row(tied[0])
             if found is not None:
@@ -353,9 +358,9 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
     StorageUnavailable (the resume link is not advanced: the next pass reads the batch again).
     """
     settings = settings or (store.settings if store else get_settings())
-    store = store or get_store(settings)
     now = now or utcnow()
     source = choose_source(settings, use_fake)
+    store = store or get_store(settings)
     if source == SOURCE_SAMPLES:
         if not use_fake:
             logger.warning("Outlook settings are incomplete (%s): using the built-in sample mailbox",

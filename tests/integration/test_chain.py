@@ -21,7 +21,7 @@ def test_timers_run_the_mail_pass_and_the_reminders(store, caplog):
     from functions import devhost
     from functions.mail.samples import SAMPLE_REQUEST_NUMBERS
 
-    for number in SAMPLE_REQUEST_NUMBERS:
+    for number in (*SAMPLE_REQUEST_NUMBERS, "NO-NEWS"):
         store.add_request(number, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
     _, timers = devhost.collect(function_app.app)
     runner = devhost.TimerRunner(timers, clock=lambda: datetime(2026, 11, 26, 10, 1, tzinfo=timezone.utc))
@@ -29,8 +29,8 @@ def test_timers_run_the_mail_pass_and_the_reminders(store, caplog):
         ran = runner.run_due(datetime(2026, 11, 26, 10, 10, tzinfo=timezone.utc))
     assert sorted(ran) == ["delay_alerts", "mail_sync"]
     statuses = {store.get_request(n).status for n in SAMPLE_REQUEST_NUMBERS}
-    assert statuses - {store.DEFAULT_STATUS}, "the sample mail changed no status"
-    assert any("[FAKE TELEGRAM]" in r.getMessage() for r in caplog.records)
+    assert statuses - {"заявка отправлена"}, "the sample mail changed no status"
+    assert any("[FAKE TELEGRAM]" in r.getMessage() and "NO-NEWS" in r.getMessage() for r in caplog.records)
     assert not any(r.levelname == "ERROR" for r in caplog.records)
 
 

@@ -5,7 +5,9 @@ import datetime as dt
 
 import pytest
 
-from functions import cli, store, tables
+from functions import cli
+from functions.storage import get_store
+from functions.storage import tables
 from functions.mail import commands
 from functions.mail.samples import SAMPLE_REQUEST_NUMBERS
 from functions.settings import reset_settings
@@ -27,8 +29,8 @@ def graph_env(fake_graph: FakeGraph, omis_env, monkeypatch):  # noqa: F811
 
 
 def test_mail_reads_outlook_and_prints_the_report(graph_env, monkeypatch, capsys):
-    store.init_db()
-    store.add_request("2001", now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+    get_store().init()
+    get_store().add_request("2001", now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
     graph_env.add_message("Inbox", "RE: Заявка 2001", "Заявка 2001 выполнена.",
                           dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5))
 
@@ -36,9 +38,9 @@ def test_mail_reads_outlook_and_prints_the_report(graph_env, monkeypatch, capsys
 
     out = capsys.readouterr().out
     assert code == 0
-    assert "Outlook (Microsoft Graph)" in out and "Прочитано писем: 1" in out
+    assert "Outlook (Microsoft Graph)" in out and "Писем прочитано: 1" in out
     assert "статус изменён: 1" in out
-    assert store.get_request("2001").status == "выполнена"
+    assert get_store().get_request("2001").status == "выполнена"
 
 
 def test_wrong_secret_is_a_clear_error_not_a_stack_trace(graph_env, monkeypatch, capsys):
@@ -62,9 +64,9 @@ def test_missing_folder_is_a_clear_error(graph_env, monkeypatch, capsys):
 
 
 def test_without_outlook_settings_the_emulator_gets_the_sample_mailbox(omis_env, monkeypatch, capsys):
-    store.init_db()
+    get_store().init()
     for number in SAMPLE_REQUEST_NUMBERS:
-        store.add_request(number, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
+        get_store().add_request(number, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1))
 
     code = run_cli(monkeypatch, "mail")
     again = run_cli(monkeypatch, "mail", "--fake")
@@ -72,10 +74,10 @@ def test_without_outlook_settings_the_emulator_gets_the_sample_mailbox(omis_env,
     out = capsys.readouterr().out
     assert (code, again) == (0, 0)
     assert "встроенные примеры писем" in out and "Настройки Outlook не заданы" in out
-    assert store.get_request("ТО-2026/77").status == "отклонена"
+    assert get_store().get_request("ТО-2026/77").status == "отклонена"
     first, second = out.split("Источник почты:")[1:]
-    assert "Неразобранные письма: 2" in first and "Неразобранные письма: 0" in second
-    assert "Применено к заявкам: 0" in second
+    assert "Неразобранных писем: новых 2" in first and "Неразобранных писем: новых 0" in second
+    assert "Писем применено к заявкам: 0" in second
 
 
 def test_without_outlook_settings_real_storage_exits_2_naming_them(omis_env, monkeypatch, capsys):
@@ -84,7 +86,7 @@ def test_without_outlook_settings_real_storage_exits_2_naming_them(omis_env, mon
     def no_storage(*args, **kwargs):
         raise AssertionError("storage must not be touched before the source is decided")
 
-    monkeypatch.setattr(tables._Clients, "__init__", no_storage)
+    monkeypatch.setattr(tables.Tables, "__init__", no_storage)
 
     code = run_cli(monkeypatch, "mail")
     fake = run_cli(monkeypatch, "mail", "--fake")
@@ -98,9 +100,9 @@ def test_without_outlook_settings_real_storage_exits_2_naming_them(omis_env, mon
 
 
 def test_run_mail_pass_returns_the_report_for_other_commands(omis_env, capsys):
-    store.init_db()
+    get_store().init()
 
     code, report = commands.run_mail_pass(fake=True)
 
     assert code == 0 and report.source == "samples" and report.read == 9
-    assert "Прочитано писем: 9" in capsys.readouterr().out
+    assert "Писем прочитано: 9" in capsys.readouterr().out

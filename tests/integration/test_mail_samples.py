@@ -5,7 +5,6 @@ import datetime as dt
 
 import pytest
 
-from functions import mailstore
 from functions.mail import sync
 from functions.mail.parse import parse_mail
 from functions.mail.samples import (
@@ -80,10 +79,11 @@ def test_sample_pass_updates_the_demo_requests_once(store):  # noqa: F811 - the 
                       "ТО-2026/77": "отклонена"}
     assert "ждём поставку" in store.get_request("10504").comment
     assert [h.position for h in store.get_request("10501").history if h.source == "mail"] == ["7", None]
-    assert (first.source, first.read, first.applied, first.unmatched, first.errors) == ("samples", 9, 8, 2, 0)
-    assert first.unchanged == 1  # 10504: «ещё не выполнена»
-    assert (second.applied, second.unmatched, second.duplicates) == (0, 0, 8 + 2)
-    kept, _ = mailstore.list_unmatched_mail()
+    assert (first.source, first.read, first.applied, first.unmatched, first.errors) == ("samples", 9, 7, 2, 0)
+    assert first.pairs_applied == 8
+    assert first.pairs_unchanged == 1  # 10504: «ещё не выполнена»
+    assert (second.applied, second.unmatched, second.already_applied, second.unmatched_before) == (0, 0, 7, 2)
+    kept, _ = store.mail.list_unmatched()
     assert sorted(m.numbers for m in kept) == [(), (UNKNOWN_SAMPLE_NUMBER,)]
 
 
@@ -95,5 +95,5 @@ def test_samples_before_the_requests_exist_are_kept_then_applied(store):  # noqa
 
     assert (first.applied, first.unmatched) == (0, 9)
     # The no-number reply finds its conversation tied by the first sample earlier in the same pass.
-    assert (second.unmatched, second.applied, second.duplicates) == (0, 8, 2)
+    assert (second.unmatched, second.applied, second.unmatched_before) == (0, 7, 2)
     assert store.get_request("10503").status == "выполнена"
