@@ -52,7 +52,8 @@ class ReminderReport:
     sent: bool = False            # Telegram accepted every part of every digest
     text: str = ""                # the team digest (empty when there was nothing to remind about)
     escalation_text: str = ""
-    entities_read: int = 0        # entities the store returned for the pass
+    index_rows: int = 0           # deadline index rows the pass read (the breached requests, nothing else)
+    entities_read: int = 0        # entities the store returned for the pass, all reads counted
     calls: int = 0                # storage calls the pass made
     numbers: list[str] = field(default_factory=list)   # requests named in the team digest
     escalated_numbers: list[str] = field(default_factory=list)
@@ -215,7 +216,9 @@ def notify(*, store: Store | None = None, now: datetime | None = None, send: boo
     before = (store.stats.calls, store.stats.entities_read)
     if send:
         report.reindexed = store.requests.ensure_deadline_index()
-    breaches = [b for b in read_breaches(store.requests.deadline_rows(now), now, settings) if b.overdue >= min_overdue]
+    rows = store.requests.deadline_rows(now)
+    report.index_rows = len(rows)
+    breaches = [b for b in read_breaches(rows, now, settings) if b.overdue >= min_overdue]
     report.breached = len(breaches)
     plan = plan_reminders(breaches, now, settings)
     report.skipped_repeat, report.skipped_snoozed = plan.skipped_repeat, plan.skipped_snoozed

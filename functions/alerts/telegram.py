@@ -206,8 +206,12 @@ def _thread_id(value: str) -> int | str:
 
 
 def send_message(text: str, *, settings: Settings | None = None, session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, timeout: Timeout = API_TIMEOUT) -> bool:
-    """Send an HTML text to the configured chat, split to Telegram's limit; True when every part was accepted."""
+                 sleep: Callable[[float], None] = time.sleep, timeout: Timeout = API_TIMEOUT,
+                 chat_id: str | None = None, thread_id: int | str | None = None) -> bool:
+    """Send an HTML text to the team's chat (or `chat_id`/`thread_id`), split to Telegram's limit.
+
+    True when every part was accepted.
+    """
     settings = settings if settings is not None else get_settings()
     if not settings.telegram_configured:
         logger.warning("[FAKE TELEGRAM] %s", text)
@@ -217,12 +221,13 @@ def send_message(text: str, *, settings: Settings | None = None, session: reques
         logger.warning("Telegram: пустое сообщение не отправлено")
         return False
     base_payload: dict[str, Any] = {
-        "chat_id": settings.telegram_chat_id,
+        "chat_id": chat_id or settings.telegram_chat_id,
         "parse_mode": "HTML",
         "disable_web_page_preview": True,
     }
-    if settings.telegram_thread_id:
-        base_payload["message_thread_id"] = _thread_id(settings.telegram_thread_id)
+    thread = thread_id if chat_id else settings.telegram_thread_id
+    if thread:
+        base_payload["message_thread_id"] = _thread_id(str(thread))
     api = _BotApi(settings, session, sleep, timeout)
     try:
         for index, part in enumerate(parts, start=1):
