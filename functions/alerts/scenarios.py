@@ -40,7 +40,8 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "create": ("requests",), "set_status": ("number", "status", "comment"),
     "advance": ("minutes", "hours", "days"), "deliver": ("messages",), "run_mail": ("expect",),
     "run_reminders": ("minutes", "expect"), "expect_status": ("requests",),
-    "expect_reminded": ("numbers", "contains", "absent", "skipped_repeat", "skipped_off_hours"),
+    "expect_reminded": ("numbers", "contains", "absent", "skipped_repeat", "skipped_off_hours", "escalated",
+                        "escalation_contains"),
 }
 MAIL_COUNTS = {"read": "прочитано", "applied": "применено", "already_applied": "повторов",
                "unmatched": "неразобранных", "errors": "ошибок"}
@@ -289,6 +290,10 @@ class Player:
             if "mail_entries" in wanted:
                 mail = sum(1 for entry in request.history if entry.source == "mail")
                 _expect_equal(f"писем в истории заявки {number}", wanted["mail_entries"], mail)
+            if "promised_local" in wanted:
+                local = request.promised.astimezone(self.settings.timezone).strftime("%Y-%m-%dT%H:%M") \
+                    if request.promised else None
+                _expect_equal(f"обещанный срок заявки {number}", wanted["promised_local"], local)
             if "comment_contains" in wanted and wanted["comment_contains"] not in request.comment:
                 raise ExpectationFailed(f"в комментарии заявки {number} нет «{wanted['comment_contains']}»: "
                                         f"«{request.comment}»")
@@ -309,4 +314,10 @@ class Player:
         for name in ("skipped_repeat", "skipped_off_hours"):
             if name in step:
                 _expect_equal(name, step[name], getattr(report, name))
+        if "escalated" in step:
+            _expect_equal("заявки в эскалации", sorted(map(str, step["escalated"])), sorted(report.escalated_numbers))
+        escalation = visible_text(report.escalation_text)
+        for needle in step.get("escalation_contains", []):
+            if needle not in escalation:
+                raise ExpectationFailed(f"в эскалации нет «{needle}»: {escalation!r}")
         return "напоминание как ожидалось" if step["numbers"] else "напоминаний нет, как ожидалось"

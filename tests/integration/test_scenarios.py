@@ -37,7 +37,7 @@ def test_scenario_leaves_the_users_data_and_settings_alone(store, omis_env, cli_
     before = settings_module.get_settings()
     assert cli_main(["scenario", "--scenario", "answer-in-time"]) == 0
     mine = store.get_request("101")
-    assert mine.status == store.DEFAULT_STATUS and mine.position == "настоящая заявка пользователя"
+    assert mine.status == "заявка отправлена" and mine.position == "настоящая заявка пользователя"
     assert settings_module.get_settings() == before
     names = [t.name for t in TableServiceClient.from_connection_string(omis_env["OMIS_TABLES_CONNECTION_STRING"])
              .list_tables()]
