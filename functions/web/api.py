@@ -179,8 +179,8 @@ def api_request(req: func.HttpRequest) -> func.HttpResponse:
     """One request: GET shows it, PATCH edits it, DELETE archives it; POST …/status, …/restore, …/nudge."""
     store = get_store()
     number, action = split_action(route_tail(req), REQUEST_ACTIONS)
-    if not number:
-        return json_error("Укажите номер заявки: /api/requests/{номер}.", 404)
+    if not number:   # DELETE/PATCH /api/requests: the list takes GET and POST only
+        return json_response({"error": f"Метод {req.method} здесь не разрешён."}, 405, {"Allow": "GET, POST"})
     try:
         if req.method == "GET" and action is None:
             return _request_response(store, number)

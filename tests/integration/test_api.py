@@ -116,13 +116,15 @@ def test_bad_list_parameters_are_400(call, query):
 def test_unmatched_mail_api_lists_kept_mail(call):
     from datetime import datetime, timezone
 
-    from functions.mailstore import UnmatchedMail, save_unmatched_mail
+    from functions.storage import UnmatchedMail, get_store
 
-    save_unmatched_mail(UnmatchedMail("k1", "Заявка №99999", "Иван <i@x>", datetime(2026, 11, 20, tzinfo=timezone.utc),
-                                      ("99999",), "<m@x>", "номер не найден"))
+    mail = UnmatchedMail("k1" * 20, "Заявка №99999", "Иван <i@x>", datetime(2026, 11, 20, tzinfo=timezone.utc),
+                         ("99999",), "<m@x>", "номер не найден")
+    get_store().mail.keep_unmatched(mail)
     items = body(call("GET", "/api/mail/unmatched"))["items"]
-    assert items == [{"subject": "Заявка №99999", "from": "Иван <i@x>", "received": "2026-11-20T00:00:00Z",
-                      "numbers": ["99999"], "message_id": "<m@x>", "reason": "номер не найден"}]
+    assert items == [{"id": mail.id, "subject": "Заявка №99999", "from": "Иван <i@x>",
+                      "received": "2026-11-20T00:00:00Z", "numbers": ["99999"], "message_id": "<m@x>",
+                      "reason": "номер не найден", "state": "open"}]
 
 
 def test_healthz_ok(call):

@@ -9,9 +9,11 @@ from urllib.parse import quote, urlencode
 import azure.functions as func
 import pytest
 
-from functions import signing
+from functions.web import signing
 from functions.model import utcnow
-from functions.web import format_duration, format_ts, static_path
+from functions.alerts.digest import format_quiet as format_duration
+from functions.web.render import format_ts
+from functions.web.static import static_path
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SLASHED = "ТО-2026/77"
@@ -42,8 +44,8 @@ def add(call, number: str, position: str = "", description: str = "", headers: d
 
 
 def listed_numbers(page: str) -> list[str]:
-    return [html.unescape(m) for m in re.findall(r'<td data-label="Номер" class="number"><a href="[^"]*">([^<]*)</a>',
-                                                 page)]
+    return [html.unescape(m) for m in re.findall(
+        r'<td data-label="Номер" class="number"><a href="[^"]*"><bdi>([^<]*)</bdi></a>', page)]
 
 
 def flash_of(resp) -> str:
@@ -91,7 +93,7 @@ def test_list_shows_comment_author_and_two_line_time(call, store, omis_env):
     store.add_request("C-1", "Узел 5", now=at)
     store.update_status("C-1", "выполнена", "Работы завершены", author="Робот", now=at)
     page = text(call("GET", "/"))
-    assert "Работы завершены" in page and "— Робот" in page and "Узел 5" in page
+    assert "Работы завершены" in page and "— <bdi>Робот</bdi>" in page and "Узел 5" in page
     assert '26.11.2026<br>18:17</time>' in page
 
 
@@ -140,14 +142,15 @@ def test_delayed_rows_say_how_long_they_are_quiet(call, store):
     store.update_status("D-DONE", "выполнена", author="Робот", now=utcnow() - timedelta(hours=4))
     page = text(call("GET", "/"))
     rows = {n: row for n, row in zip(listed_numbers(page), page.split("<tr")[2:])}
-    assert 'class="delayed"' in rows["D-OLD"] and "Без ответа 3 ч 05 мин" in rows["D-OLD"]
+    assert 'class="delayed"' in rows["D-OLD"] and "Без ответа 3 ч 5 мин" in rows["D-OLD"]
+    assert "Просрочено" in rows["D-OLD"] and "Ждём подрядчика" in rows["D-OLD"]
     assert "Без ответа" not in rows["D-NEW"] and "Без ответа" not in rows["D-DONE"]
 
 
 def test_format_ts_and_duration():
     assert str(format_ts(datetime(2026, 11, 26, 15, 17, tzinfo=timezone.utc))).endswith(">26.11.2026<br>18:17</time>")
     assert format_ts(None) == "—"
-    assert [format_duration(m) for m in (5, 65, 47 * 60, 50 * 60 + 7)] == ["5 мин", "1 ч 05 мин", "47 ч 00 мин",
+    assert [format_duration(m) for m in (5, 65, 47 * 60, 50 * 60 + 7)] == ["5 мин", "1 ч 5 мин", "1 дн 23 ч",
                                                                           "2 дн 2 ч"]
 
 
@@ -188,7 +191,7 @@ def test_bad_input_shows_the_form_again_and_stores_nothing(call, store, fields, 
     assert f'id="{field}-error"' in page and f'aria-describedby="{field}-error"' in page
     assert f'value="{html.escape(fields["number"])}"' in page
     assert f'>{fields["description"]}</textarea>' in page
-    assert store.get_requests().items == []
+    assert store.list_requests().items == []
 
 
 def test_duplicate_number_is_409_with_a_link_to_it(call, store):
@@ -196,8 +199,8 @@ def test_duplicate_number_is_409_with_a_link_to_it(call, store):
     resp = add(call, "то-5", "Другая")
     assert resp.status_code == 409
     page = text(resp)
-    assert "уже есть" in page and 'value="Другая"' in page and f'href="/requests/{quote("то-5", safe="")}"' in page
-    assert len(store.get_requests().items) == 1
+    assert "уже есть" in page and 'value="Другая"' in page and f'href="/requests/{quote("ТО-5", safe="")}"' in page
+    assert len(store.list_requests().items) == 1
 
 
 def test_form_fields_are_labelled(call):
@@ -223,8 +226,11 @@ def _tokens(omis_env) -> dict[str, str | None]:
 
 @pytest.mark.parametrize("kind", ["missing", "empty", "garbage", "wrong key", "other user", "expired"])
 def test_add_without_a_valid_csrf_token_is_403_and_stores_nothing(call, store, omis_env, kind):
-    resp = post_form(call, "/add_request", {"number": "X-1"}, token=_tokens(omis_env)[kind])
-    assert resp.status_code == 403 and "Форма не принята" in text(resp)
+    resp = post_form(call, "/add_request", {"number": "X-1", "position": "введённая позиция"},
+                     token=_tokens(omis_env)[kind])
+    page = text(resp)
+    assert resp.status_code == 403 and "Форма устарела" in page and "ничего не сохранено" in page
+    assert 'value="X-1"' in page and 'value="введённая позиция"' in page      # what was typed is kept
     assert store.get_request("X-1") is None
 
 
@@ -281,13 +287,12 @@ def test_security_headers_on_every_page(call, path):
 
 
 def test_storage_outage_is_a_503_page(call, monkeypatch):
-    from functions import store
-    from functions.tables import StorageUnavailable
+    from functions.storage import Store, StorageUnavailable
 
     def down(*args, **kwargs):
         raise StorageUnavailable("Хранилище недоступно: ServiceRequestError")
 
-    monkeypatch.setattr(store, "get_requests", down)
+    monkeypatch.setattr(Store, "list_requests", down)
     resp = call("GET", "/")
     assert resp.status_code == 503 and "Хранилище недоступно" in text(resp) and "Traceback" not in text(resp)
 
@@ -339,11 +344,11 @@ def test_bad_status_change_shows_the_card_with_errors(call, store, fields, field
 
 def test_mail_history_shows_subject_position_and_source(call, store):
     store.add_request("M-1")
-    store.apply_mail("M-1", message="k1", status="принята в работу", comment="Взяли в работу", received=utcnow(),
-                     author="Робот", message_id="<m1@x>", subject="Re: заявка M-1", position="7")
+    store.apply_mail(store.requests.resolve("M-1"), message="k1", status="принята в работу", comment="Взяли в работу",
+                     received=utcnow(), author="Робот", message_id="<m1@x>", subject="Re: заявка M-1", position="7")
     page = text(call("GET", "/requests/M-1"))
     assert 'class="event source-mail"' in page and "почта" in page
-    assert "Письмо «Re: заявка M-1»" in page and "позиция 7" in page
+    assert "Письмо «<bdi>Re: заявка M-1</bdi>»" in page and "позиция <bdi>7</bdi>" in page
 
 
 def test_unknown_request_is_a_404_page(call):
@@ -376,11 +381,11 @@ def test_route_value_still_encoded_is_decoded(app_routes, store):
 
 # ----- unmatched mail --------------------------------------------------------------------
 
-def test_unmatched_mail_page(call, omis_env):
-    from functions.mailstore import UnmatchedMail, save_unmatched_mail
+def test_unmatched_mail_page(call, store):
+    from functions.storage import UnmatchedMail
 
     assert "Неразобранных писем нет" in text(call("GET", "/mail/unmatched"))
-    save_unmatched_mail(UnmatchedMail(message_key="k1", subject="<i>Заявка 999</i>", sender="contractor@example.org",
+    store.mail.keep_unmatched(UnmatchedMail(message_key="k1", subject="<i>Заявка 999</i>", sender="contractor@example.org",
                                       received=datetime(2026, 11, 26, 15, 17, tzinfo=timezone.utc),
                                       numbers=("999",), message_id="<m@x>", reason="номер не найден",
                                       text="Выполнена <script>x</script>"))
@@ -435,12 +440,12 @@ def test_static_path_finds_a_file():
 
 
 def test_unexpected_failure_is_a_500_page_without_a_trace(call, monkeypatch):
-    from functions import store
+    from functions.storage import Store
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(store, "status_counts", broken)
+    monkeypatch.setattr(Store, "counts", broken)
     resp = call("GET", "/")
     page = text(resp)
     assert resp.status_code == 500 and "Внутренняя ошибка" in page
