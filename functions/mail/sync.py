@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 import requests
@@ -19,7 +19,7 @@ from .. import mailstore, store
 from ..model import ROBOT_AUTHOR, normalize_number, utcnow
 from ..settings import Settings, get_settings
 from ..tables import StorageUnavailable
-from .graph import GraphError, GraphMailClient
+from .graph import GraphError, GraphMailClient, GraphThrottled, parse_not_before
 from .message import GraphMessage
 from .parse import ParsedMail, parse_mail
 from .samples import fetch_contractor_messages
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 SOURCE_GRAPH = "graph"
 SOURCE_SAMPLES = "samples"
 SOURCE_NAMES = {SOURCE_GRAPH: "Outlook (Microsoft Graph)", SOURCE_SAMPLES: "встроенные примеры писем"}
+# Mail-table state: no Graph call before this instant (Graph's Retry-After was longer than a pass waits).
+NOT_BEFORE_STATE = "graph-not-before"
 
 
 class MailSettingsMissing(Exception):
@@ -41,6 +43,14 @@ class SamplesNotAllowed(MailSettingsMissing):
 
 class MailError(Exception):
     """Reading the mailbox failed (sign-in, Graph, folder); the message says why, in Russian."""
+
+
+class MailThrottled(MailError):
+    """Graph asked to wait past what a pass affords: nothing applied, no Graph call before retry_at."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 @dataclass
@@ -310,12 +320,19 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
         logger.info("Mail pass done: %s", report.log_line())
         return report
 
-    client = GraphMailClient(settings, session=session, sleep=sleep)
+    not_before = parse_not_before(mailstore.get_state(NOT_BEFORE_STATE))
+    started = time.monotonic()
+    client = GraphMailClient(settings, session=session, sleep=sleep, not_before=not_before,
+                             clock=lambda: now + timedelta(seconds=time.monotonic() - started))
     try:
         state_name = resume_state_name(client.state_key)
         resume_link = mailstore.get_state(state_name)
         try:
             batch = client.read_messages(resume_link, now=now)
+        except GraphThrottled as exc:
+            if exc.retry_at != not_before:
+                mailstore.set_state(NOT_BEFORE_STATE, exc.retry_at.isoformat())
+            raise MailThrottled(str(exc), exc.retry_at) from None
         except GraphError as exc:
             raise MailError(str(exc)) from None
         report = apply_messages(batch.messages, settings=settings)
@@ -336,10 +353,16 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
     return report
 
 
-def scheduled_mail_pass(now: datetime | None = None) -> MailReport:
-    """Run the timer's pass: log the report, or log a readable error and re-raise it."""
+def scheduled_mail_pass(now: datetime | None = None) -> MailReport | None:
+    """Run the timer's pass: log the report, or log a readable error and re-raise it.
+
+    Throttling is no failure of the timer: it is logged as a warning and the pass returns None.
+    """
     try:
         report = process_mailbox(now=now)
+    except MailThrottled as exc:
+        logger.warning("Mail pass skipped: %s", exc)
+        return None
     except (MailSettingsMissing, MailError, StorageUnavailable) as exc:
         logger.error("Mail pass failed: %s", exc)
         raise
