@@ -239,21 +239,22 @@ class GraphMailClient(GraphTransport):
                     "$select": ",".join(MESSAGE_FIELDS), "$orderby": "receivedDateTime asc", "$top": str(top),
                     "$filter": f"receivedDateTime ge {_stamp(window.start)} and receivedDateTime le "
                                f"{_stamp(window.end)}"})
-            values = page.get("value", [])
-            progressed = False
-            for item in values:
+            page_start = window.start
+            for item in page.get("value", []):
                 message = message_from_graph(item) if "@removed" not in item else None
                 if message is None:
                     continue
                 key = seen_key(message.graph_id)
                 if window.has_read(message.received, key):
                     continue
+                if self._room(collected) <= 0:  # a page of Graph's own paging may hold more than is left
+                    return window
                 collected.setdefault(message.graph_id, message)
-                window, progressed = window.advance(message.received, key), True
+                window = window.advance(message.received, key)
             if not page.get("@odata.nextLink"):
                 logger.info("Read the look-back window through to %s", _stamp(window.end))
                 return None
-            # Keyset paging from the last received time; Graph's own next page only when a page
-            # brought nothing new (more messages share one received second than a page holds).
-            next_link = None if progressed else page["@odata.nextLink"]
+            # Keyset paging from the last received time; Graph's own next page only while a page
+            # does not get past one received second (more messages share it than a page holds).
+            next_link = None if window.start > page_start else page["@odata.nextLink"]
         return window

@@ -1,6 +1,5 @@
-"""Talk to Microsoft Graph as the app: sign-in, one HTTP call with retries, throttling and "not before".
+"""Call Microsoft Graph as the app: one HTTP call with retries, throttling and "not before".
 
-One msal ConfidentialClientApplication per process signs in (it keeps the token cache).
 `GraphTransport` is what the reader (graph.py) and the sender (graph_send.py) share: the
 session, the timeouts, and how a failure is answered:
 
@@ -15,24 +14,21 @@ session, the timeouts, and how a failure is answered:
 """
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
-import re
-import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
 
-import msal
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 
 from ..settings import Settings
+from .graph_errors import GraphError, GraphThrottled, SyncStateExpired, parse_not_before, utc_now
+from .graph_signin import forget_sign_in_apps, sign_in_app, sign_in_failure
+
+__all__ = ["DEFAULT_TIMEOUT", "GRAPH_VERSION", "GraphError", "GraphThrottled", "GraphTransport",
+           "SyncStateExpired", "forget_sign_in_apps", "parse_not_before", "utc_now"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,163 +40,6 @@ THROTTLE_STATUSES = frozenset({429, 503, 504})
 MAX_BACKOFF_SECONDS = 30.0
 WAIT_BUDGET_SECONDS = 60.0
 DEFAULT_TIMEOUT = (5.0, 30.0)
-SIGN_IN_HINTS = {
-    "7000215": "проверьте OMIS_OUTLOOK_CLIENT_SECRET: нужно значение секрета, а не его идентификатор",
-    "7000222": "срок действия секрета истёк: создайте новый и обновите OMIS_OUTLOOK_CLIENT_SECRET",
-    "700016": "проверьте OMIS_OUTLOOK_CLIENT_ID и OMIS_OUTLOOK_TENANT_ID",
-    "90002": "проверьте OMIS_OUTLOOK_TENANT_ID",
-    "700027": "сертификат не зарегистрирован у приложения или ключ не подходит (OMIS_OUTLOOK_CERTIFICATE_PATH)",
-}
-
-
-def utc_now() -> datetime:
-    """Return the current UTC time (the default clock of a client)."""
-    return datetime.now(timezone.utc)
-
-
-class GraphError(Exception):
-    """Graph or sign-in failed; the message says what happened, in Russian.
-
-    uncertain: the request may have taken effect although no answer said so (a send whose
-    connection broke or that got a 5xx).
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 detail: str = "", uncertain: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.detail = detail
-        self.uncertain = uncertain
-
-
-class GraphThrottled(GraphError):
-    """Graph asked to wait longer than a pass can afford: no call to Graph before `retry_at`."""
-
-    def __init__(self, retry_at: datetime, *, wait: float, zone: Any = timezone.utc, status: int | None = None,
-                 code: str | None = None, retry_later: str = "") -> None:
-        seconds = max(1, math.ceil(wait))
-        local = retry_at.astimezone(zone)
-        reason = f"HTTP {status}{' ' + code if code else ''}" if status else "ответ прошлого прохода"
-        super().__init__(
-            f"Microsoft Graph ограничивает запросы (throttling, {reason}): Graph просит подождать {seconds} с; "
-            f"до {local:%d.%m.%Y %H:%M:%S} ({getattr(zone, 'key', 'UTC')}) OMIS к Graph не обращается"
-            f"{'; ' + retry_later if retry_later else ''}", status=status, code=code)
-        self.retry_at = retry_at
-        self.wait = wait
-
-
-class SyncStateExpired(GraphError):
-    """Graph no longer knows a resume link (410 Gone, syncStateNotFound): read the window again."""
-
-
-def parse_not_before(value: str | None) -> datetime | None:
-    """Read a saved "not before" instant (ISO 8601); None for nothing or garbage."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        logger.warning("Ignoring an unreadable Graph not-before value %r", value)
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-# -- sign-in -------------------------------------------------------------------------------
-
-_apps: dict[tuple[str, str, str], msal.ConfidentialClientApplication] = {}
-_apps_lock = threading.Lock()
-
-
-def forget_sign_in_apps() -> None:
-    """Drop the process's msal applications and their cached tokens."""
-    with _apps_lock:
-        for app in _apps.values():
-            app.http_client.close()
-        _apps.clear()
-
-
-def _certificate_credential(path: str) -> tuple[dict[str, str], str]:
-    """Load a PEM with a private key and its certificate; return msal's credential and the thumbprint."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise GraphError(f"Не удалось прочитать OMIS_OUTLOOK_CERTIFICATE_PATH ({path}): {exc.strerror}") from None
-    key_block = re.search(rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----", data, re.S)
-    try:
-        certificates = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        certificates = []
-    if key_block is None or not certificates:
-        raise GraphError(f"OMIS_OUTLOOK_CERTIFICATE_PATH ({path}): нужен файл PEM с закрытым ключом "
-                         "и сертификатом (BEGIN PRIVATE KEY и BEGIN CERTIFICATE)")
-    try:
-        key = serialization.load_pem_private_key(key_block.group(0), password=None)
-    except (TypeError, ValueError):
-        raise GraphError(f"OMIS_OUTLOOK_CERTIFICATE_PATH ({path}): закрытый ключ не читается "
-                         "или защищён паролем; сохраните его без пароля") from None
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
-    leaf = next((c for c in certificates if c.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == public), None)
-    if leaf is None:
-        raise GraphError(f"OMIS_OUTLOOK_CERTIFICATE_PATH ({path}): ни один сертификат в файле "
-                         "не соответствует закрытому ключу")
-    thumbprint = leaf.fingerprint(hashes.SHA1()).hex().upper()  # what the Azure portal shows
-    # With the certificate (and no SHA-1 thumbprint) msal signs with PS256 and x5t#S256.
-    credential = {"private_key": key_block.group(0).decode(),
-                  "public_certificate": leaf.public_bytes(serialization.Encoding.PEM).decode()}
-    return credential, thumbprint
-
-
-def _sign_in_app(settings: Settings, timeout: tuple[float, float]) -> msal.ConfidentialClientApplication:
-    """Return the process's msal application for these settings, creating it on first use."""
-    authority = f"{settings.authority_host}/{settings.outlook_tenant_id}"
-    path = settings.outlook_certificate_path
-    if path:
-        try:  # a certificate replaced at the same path gets a new application
-            fingerprint = f"cert:{path}:{Path(path).stat().st_mtime_ns}"
-        except OSError:
-            fingerprint = f"cert:{path}"
-    else:
-        fingerprint = "secret:" + hashlib.sha256((settings.outlook_client_secret or "").encode()).hexdigest()
-    key = (authority.lower(), settings.outlook_client_id or "", fingerprint)
-    with _apps_lock:
-        app = _apps.get(key)
-        if app is None:
-            credential: str | dict[str, str] = settings.outlook_client_secret or ""
-            if path:
-                credential, thumbprint = _certificate_credential(path)
-                logger.info("Signing in to %s with certificate %s", authority, thumbprint)
-            try:
-                # instance_discovery=False: well-known hosts skip it anyway, and any other
-                # configured host would make msal ask login.microsoftonline.com about it.
-                app = msal.ConfidentialClientApplication(
-                    settings.outlook_client_id, client_credential=credential, authority=authority,
-                    instance_discovery=False, timeout=timeout)
-            except requests.RequestException as exc:
-                raise GraphError(f"Нет связи со службой входа {settings.authority_host}: "
-                                 f"{type(exc).__name__}") from None
-            except (ValueError, RuntimeError, msal.exceptions.MsalError) as exc:
-                raise GraphError(f"Не удалось настроить вход через {authority}: {exc}. Проверьте "
-                                 "OMIS_OUTLOOK_TENANT_ID и OMIS_AUTHORITY_HOST.") from None
-            _apps[key] = app
-    return app
-
-
-def _sign_in_failure(result: dict[str, Any], settings: Settings) -> GraphError:
-    error = result.get("error") or "unknown_error"
-    description = str(result.get("error_description") or "").split(" Trace ID:")[0].splitlines()
-    summary = description[0].strip() if description else ""
-    codes = [str(c) for c in result.get("error_codes") or []]
-    hint = next((SIGN_IN_HINTS[c] for c in codes if c in SIGN_IN_HINTS), None)
-    message = (f"Microsoft Entra отказал во входе приложению {settings.outlook_client_id}: {error}"
-               f"{' — ' + summary if summary else ''}"
-               f" (correlation_id {result.get('correlation_id') or 'нет'})"
-               f"{'; ' + hint if hint else ''}")
-    if settings.outlook_client_secret:
-        message = message.replace(settings.outlook_client_secret, "***")
-    return GraphError(message, code=error)
 
 
 # -- HTTP ----------------------------------------------------------------------------------
@@ -267,7 +106,7 @@ class GraphTransport:
         self._session.close()
 
     def _token(self, *, fresh: bool = False) -> str:
-        app = _sign_in_app(self._settings, self._timeout)
+        app = sign_in_app(self._settings, self._timeout)
         if fresh:
             app.remove_tokens_for_client()
         try:
@@ -276,7 +115,7 @@ class GraphTransport:
             raise GraphError(f"Нет связи со службой входа {self._settings.authority_host}: "
                              f"{type(exc).__name__}") from None
         if "access_token" not in result:
-            raise _sign_in_failure(result, self._settings)
+            raise sign_in_failure(result, self._settings)
         return result["access_token"]
 
     def _is_own_link(self, link: str) -> bool:

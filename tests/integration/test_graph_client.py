@@ -363,8 +363,7 @@ def test_retry_after_as_an_http_date_is_counted_from_the_clock(fake_graph, clien
     assert recorded_sleeps[0] == [30.0]
 
 
-def test_long_retry_after_ends_the_pass_with_graph_throttled_and_no_wait(fake_graph, client_for,  # noqa: F811
-                                                                        recorded_sleeps):
+def test_long_retry_after_ends_the_pass_with_graph_throttled(fake_graph, client_for, recorded_sleeps):  # noqa: F811
     deliver(fake_graph, 1)
     fake_graph.fail_next(1, 429, retry_after=3600, path_contains="/messages/delta")
     client = client_for()

@@ -126,15 +126,17 @@ def test_message_deleted_during_the_window_makes_none_skipped(fake_graph, reader
     assert ids(batches) == set(delivered)
 
 
-def test_more_messages_in_one_second_than_a_page_holds_are_all_read(fake_graph, reader):  # noqa: F811
+@pytest.mark.parametrize("limit", ["50", "2"])
+def test_more_messages_in_one_second_than_a_page_holds_are_all_read(fake_graph, reader, limit):  # noqa: F811
     fake_graph.filter_cap, fake_graph.page_cap = 4, 3
     same_second = NOW - dt.timedelta(hours=2)
     delivered = [fake_graph.add_message("Inbox", f"Заявка {i}", "текст", same_second) for i in range(8)]
     delivered += deliver(fake_graph, 4)
 
-    batches = read_until_complete(reader(cap=4))
+    batches = read_until_complete(reader(cap=4, OMIS_OUTLOOK_MAX_MESSAGES=limit))
 
     assert ids(batches) == set(delivered)
+    assert all(len(b.messages) <= int(limit) for b in batches)
 
 
 def test_window_survives_an_expired_delta_link(fake_graph, reader):  # noqa: F811
