@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from .compose import build_mime
@@ -32,7 +33,14 @@ RECIPIENT_CODES = frozenset({"errorinvalidrecipients", "errorinvalidrecipientsin
 
 
 class SendRejected(GraphError):
-    """Graph refused this mail for good (bad recipient, no permission): do not send it again."""
+    """Graph refused this mail for good (bad recipient, no permission): do not send it again.
+
+    reason: what went wrong in a few Russian words, for «не отправлено: {reason}».
+    """
+
+    def __init__(self, message: str, *, reason: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason or message
 
 
 class ReplyTargetGone(SendRejected):
@@ -101,18 +109,19 @@ class GraphSender(GraphTransport):
     def _mime(self, to: Sequence[str], subject: str, text: str, html: str, message_id: str,
               in_reply_to: str | None, references: Sequence[str]) -> bytes:
         if not to:
-            raise SendRejected("Письмо не отправлено: не указан ни один получатель", code="NoRecipients")
+            raise SendRejected("Письмо не отправлено: не указан ни один получатель", code="NoRecipients",
+                               reason="не указан ни один получатель")
         mailbox = self._settings.outlook_email or ""
         if any(address.strip().casefold() == mailbox.casefold() for address in to):
             raise SendRejected(f"Письмо не отправлено: среди получателей сам общий ящик {mailbox}",
-                               code="SelfRecipient")
+                               code="SelfRecipient", reason=f"среди получателей сам общий ящик {mailbox}")
         # An object id instead of an address: Exchange fills From with the mailbox itself.
         sender = mailbox if "@" in mailbox else None
         try:
             return build_mime(sender=sender, to=to, subject=subject, text=text, html=html, message_id=message_id,
                               in_reply_to=in_reply_to, references=references, date=self._clock())
         except ValueError as exc:
-            raise SendRejected(f"Письмо не отправлено: {exc}", code="InvalidMessage") from None
+            raise SendRejected(f"Письмо не отправлено: {exc}", code="InvalidMessage", reason=str(exc)) from None
 
     def _send(self, url: str, mime: bytes, message_id: str, to: Sequence[str], *, reply: bool = False) -> None:
         try:
@@ -131,7 +140,7 @@ class GraphSender(GraphTransport):
         if status == 404 and reply and code.lower() not in ("errorinvaliduser", "mailboxnotenabledforrestapi"):
             return ReplyTargetGone(f"Письмо, на которое нужен ответ, больше не найдено в ящике {mailbox} "
                                    f"({detail}); можно отправить новое письмо", status=status, code=code,
-                                   detail=exc.detail)
+                                   detail=exc.detail, reason="письма для ответа больше нет в ящике")
         if code.lower() in RECIPIENT_CODES:
             reason = f"адрес получателя не принят ({', '.join(to)})"
         elif status == 403:
@@ -144,5 +153,5 @@ class GraphSender(GraphTransport):
         else:
             reason = "Graph не принял письмо"
         return SendRejected(f"Письмо не отправлено: {reason} — {detail}", status=status, code=code,
-                            detail=exc.detail)
+                            detail=exc.detail, reason=reason)
 

@@ -300,7 +300,8 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
     """Run one pass over the mailbox (or the sample mailbox) and return its report.
 
     use_fake: None decides by the settings, True asks for the samples, False for Outlook.
-    Raises MailSettingsMissing (nothing touched), MailError (Graph failed; nothing applied),
+    Raises MailSettingsMissing (nothing touched), MailError (Graph failed; nothing applied;
+    MailThrottled when Graph asked to wait: its retry_at is saved, and no pass calls Graph before it),
     StorageUnavailable (the resume link is not advanced: the next pass reads the batch again).
     """
     settings = settings or get_settings()

@@ -227,7 +227,8 @@ class MailActions:
             return gs._graph_error(400, "BadRequest", "Unable to read JSON request payload.")
         message = data.get("message") or {}
         if reply and data.get("comment") is not None and (message.get("body") or {}).get("content"):
-            return gs._graph_error(400, "ErrorInvalidRequest", "Specify either a comment or the message body, not both.")
+            return gs._graph_error(400, "ErrorInvalidRequest",
+                                   "Specify either a comment or the message body, not both.")
         body = message.get("body") or {"contentType": "text", "content": data.get("comment") or ""}
         is_html = str(body.get("contentType", "")).lower() == "html"
         given_id = str(message.get("internetMessageId") or "")

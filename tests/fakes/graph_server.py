@@ -312,7 +312,7 @@ class FakeGraph(MailActions):
         return None
 
     def add_folder(self, path: str, *, hidden: bool = False) -> str:
-        """Create the folders of a '/'-separated path that do not exist (hidden: as hidden folders); return the last id."""
+        """Create the folders of a '/'-separated path that do not exist, hidden ones if asked; return the last id."""
         with self._lock:
             segments = [s for s in path.split("/") if s]
             folder = self._top_level(segments[0])

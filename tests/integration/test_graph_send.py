@@ -108,6 +108,7 @@ def test_refused_recipient_is_rejected_for_good_once_with_the_reason_in_russian(
         sender_for().send_new(to=["bad@contractor.example"], message_id=message_id, **mail)
 
     assert "адрес получателя не принят" in str(caught.value) and "ErrorInvalidRecipients" in str(caught.value)
+    assert caught.value.reason == "адрес получателя не принят (bad@contractor.example)"
     assert fake_graph.sent == [] and len(posts(fake_graph)) == 1
 
 
@@ -140,8 +141,7 @@ def test_the_shared_mailbox_itself_is_never_a_recipient(fake_graph, sender_for):
     assert fake_graph.calls == []
 
 
-def test_server_error_is_temporary_uncertain_and_not_retried_in_place(fake_graph, sender_for,  # noqa: F811
-                                                                     recorded_sleeps):
+def test_server_error_is_temporary_and_not_retried_in_place(fake_graph, sender_for, recorded_sleeps):  # noqa: F811
     fake_graph.fail_next(1, 500, path_contains="/sendMail")
     message_id, mail = request_mail(fake_graph)
     sender = sender_for()
@@ -166,8 +166,7 @@ def test_throttled_send_waits_as_asked_and_sends_one_copy(fake_graph, sender_for
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_long_retry_after_on_a_send_is_graph_throttled_without_waiting(fake_graph, sender_for,  # noqa: F811
-                                                                      recorded_sleeps, status):
+def test_long_retry_after_on_a_send_is_graph_throttled(fake_graph, sender_for, recorded_sleeps, status):  # noqa: F811
     fake_graph.fail_next(1, status, retry_after=600, path_contains="/sendMail")
     message_id, mail = request_mail(fake_graph)
     sender = sender_for()
