@@ -10,6 +10,8 @@ from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .deadlines import ServiceLevel, parse_levels, resolve_level
+from email_validator import EmailNotValidError, validate_email
+
 from .workhours import WorkingCalendar, WorkHours, parse_holidays, parse_work_hours
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,9 @@ SETTING_NAMES: tuple[str, ...] = (
     "OMIS_TELEGRAM_CHAT_ID",
     "OMIS_TELEGRAM_THREAD_ID",
     "OMIS_TELEGRAM_API_URL",
+    "OMIS_MAIL_SEND",
+    "OMIS_CONTRACTOR_EMAIL",
+    "OMIS_AUTO_NUDGE",
 )
 
 
@@ -96,6 +101,9 @@ class Settings:
     escalation_minutes: int | None = None
     escalation_chat_id: str | None = None
     escalation_thread_id: int | None = None
+    mail_send: bool = False
+    contractor_emails: tuple[str, ...] = ()
+    auto_nudge: bool = False
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -136,6 +144,17 @@ class Settings:
         ) if not value]
         if not (self.outlook_client_secret or self.outlook_certificate_path):
             missing.append("OMIS_OUTLOOK_CLIENT_SECRET (или OMIS_OUTLOOK_CERTIFICATE_PATH)")
+        return missing
+
+    def missing_send_settings(self, *, addresses_given: bool = False) -> list[str]:
+        """Name what sending mail to the contractor still needs (SPEC §8); empty when it can send.
+
+        addresses_given: the caller has its own recipients, so OMIS_CONTRACTOR_EMAIL is not needed.
+        """
+        missing = [] if self.mail_send else ["OMIS_MAIL_SEND=on"]
+        missing += self.missing_outlook_settings()
+        if not addresses_given and not self.contractor_emails:
+            missing.append("OMIS_CONTRACTOR_EMAIL")
         return missing
 
     @property
@@ -211,6 +230,41 @@ def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     return raw.rstrip("/")
 
 
+def _on_off(env: Mapping[str, str], name: str) -> bool:
+    raw = _text(env, name)
+    if raw is None or raw.lower() == "off":
+        return False
+    if raw.lower() == "on":
+        return True
+    raise SettingsError(f"{name}: ожидается on или off, получено «{raw}»")
+
+
+def parse_addresses(raw: str, name: str) -> tuple[str, ...]:
+    """Read comma-separated e-mail addresses; a bad one raises SettingsError naming it and the setting."""
+    addresses: list[str] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            # No SMTPUTF8: Cyrillic domains are fine (IDNA), a Cyrillic local part is not (see mail/compose.py).
+            address = validate_email(part, check_deliverability=False, allow_smtputf8=False).normalized
+        except EmailNotValidError as exc:
+            raise SettingsError(f"{name}: «{part}» — не адрес электронной почты ({exc})") from None
+        if address.casefold() not in (a.casefold() for a in addresses):
+            addresses.append(address)
+    return tuple(addresses)
+
+
+def _contractor_emails(env: Mapping[str, str], mailbox: str | None) -> tuple[str, ...]:
+    addresses = parse_addresses(_text(env, "OMIS_CONTRACTOR_EMAIL") or "", "OMIS_CONTRACTOR_EMAIL")
+    for address in addresses:
+        if mailbox and address.casefold() == mailbox.casefold():
+            raise SettingsError(f"OMIS_CONTRACTOR_EMAIL: «{address}» — это сам общий ящик OMIS_OUTLOOK_EMAIL; "
+                                "OMIS не пишет сам себе")
+    return addresses
+
+
 def _schedule(env: Mapping[str, str], name: str) -> str:
     raw = _text(env, name) or DEFAULT_SCHEDULE
     if len(raw.split()) != 6:
@@ -276,6 +330,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         escalation_minutes=escalation_minutes,
         escalation_chat_id=escalation_chat_id,
         escalation_thread_id=escalation_thread_id,
+        mail_send=_on_off(env, "OMIS_MAIL_SEND"),
+        contractor_emails=_contractor_emails(env, _text(env, "OMIS_OUTLOOK_EMAIL")),
+        auto_nudge=_on_off(env, "OMIS_AUTO_NUDGE"),
     )
 
 

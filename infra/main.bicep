@@ -133,6 +133,15 @@ param OMIS_GRAPH_URL string = 'https://graph.microsoft.com'
 @description('Sign-in endpoint for Graph tokens (national clouds).')
 param OMIS_AUTHORITY_HOST string = 'https://login.microsoftonline.com'
 
+@description('"on" lets OMIS send mail from OMIS_OUTLOOK_EMAIL (needs Graph Mail.Send, see docs/deploy.md).')
+param OMIS_MAIL_SEND string = 'off'
+
+@description('The contractor\'s address(es), comma-separated, for mail OMIS sends.')
+param OMIS_CONTRACTOR_EMAIL string = ''
+
+@description('"on": when a contractor deadline passes, OMIS sends the contractor one nudge per deadline.')
+param OMIS_AUTO_NUDGE string = 'off'
+
 @description('Telegram chat id for reminders.')
 param OMIS_TELEGRAM_CHAT_ID string = ''
 
@@ -266,6 +275,9 @@ var omisSettings = {
   OMIS_OUTLOOK_MAX_MESSAGES: OMIS_OUTLOOK_MAX_MESSAGES
   OMIS_GRAPH_URL: OMIS_GRAPH_URL
   OMIS_AUTHORITY_HOST: OMIS_AUTHORITY_HOST
+  OMIS_MAIL_SEND: OMIS_MAIL_SEND
+  OMIS_CONTRACTOR_EMAIL: OMIS_CONTRACTOR_EMAIL
+  OMIS_AUTO_NUDGE: OMIS_AUTO_NUDGE
   OMIS_TELEGRAM_TOKEN: empty(telegramTokenUri) ? '' : '@Microsoft.KeyVault(SecretUri=${telegramTokenUri})'
   OMIS_TELEGRAM_CHAT_ID: OMIS_TELEGRAM_CHAT_ID
   OMIS_TELEGRAM_THREAD_ID: OMIS_TELEGRAM_THREAD_ID

@@ -67,7 +67,8 @@ def _body_text(body: Any) -> str | None:
     return content.strip()
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_graph_time(value: Any) -> datetime | None:
+    """Read a Graph DateTimeOffset (ISO 8601) as an aware UTC time; None when it is not one."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -86,7 +87,7 @@ def _clean(value: Any) -> str:
 
 def message_from_graph(item: dict[str, Any]) -> GraphMessage | None:
     """Turn one delta entry into a GraphMessage, or None when it carries no received time."""
-    received = _parse_time(item.get("receivedDateTime"))
+    received = parse_graph_time(item.get("receivedDateTime"))
     if received is None or not item.get("id"):
         logger.warning("Skipping a Graph entry without id or receivedDateTime")
         return None

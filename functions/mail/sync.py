@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 import requests
@@ -21,8 +21,7 @@ import requests
 from ..model import normalize_number, utcnow
 from ..settings import Settings, get_settings
 from ..storage import Store, StorageUnavailable, UnmatchedMail, get_store
-from ..storage.tables import StoreError
-from .graph import GraphError, GraphMailClient
+from .graph import GraphError, GraphMailClient, GraphThrottled, parse_not_before
 from .message import GraphMessage
 from .parse import ParsedMail, parse_mail
 from .samples import fetch_contractor_messages
@@ -32,6 +31,8 @@ logger = logging.getLogger(__name__)
 SOURCE_GRAPH = "graph"
 SOURCE_SAMPLES = "samples"
 SOURCE_NAMES = {SOURCE_GRAPH: "Outlook (Microsoft Graph)", SOURCE_SAMPLES: "встроенные примеры писем"}
+# Mail-table state: no Graph call before this instant (Graph's Retry-After was longer than a pass waits).
+NOT_BEFORE_STATE = "graph-not-before"
 
 
 class MailSettingsMissing(Exception):
@@ -44,6 +45,14 @@ class SamplesNotAllowed(MailSettingsMissing):
 
 class MailError(Exception):
     """Reading the mailbox failed (sign-in, Graph, folder); the message says why, in Russian."""
+
+
+class MailThrottled(MailError):
+    """Graph asked to wait past what a pass affords: nothing applied, no Graph call before retry_at."""
+
+    def __init__(self, message: str, retry_at: datetime) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 @dataclass
@@ -293,7 +302,7 @@ class MailPass:
                 self.store.mail.link_conversation(conversation_id, request_id)
             except StorageUnavailable:
                 raise
-            except StoreError:  # the mail itself is applied; only later replies lose the tie
+            except Exception:  # noqa: BLE001 - the mail itself is applied; only later replies lose the tie
                 logger.exception("Could not tie a conversation to request %s", request_id)
                 continue
             self._linked.add(link)
@@ -354,7 +363,8 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
     """Run one pass over the mailbox (or the sample mailbox) and return its report.
 
     use_fake: None decides by the settings, True asks for the samples, False for Outlook.
-    Raises MailSettingsMissing (nothing touched), MailError (Graph failed; nothing applied),
+    Raises MailSettingsMissing (nothing touched), MailError (Graph failed; nothing applied;
+    MailThrottled when Graph asked to wait: its retry_at is saved, and no pass calls Graph before it),
     StorageUnavailable (the resume link is not advanced: the next pass reads the batch again).
     """
     settings = settings or (store.settings if store else get_settings())
@@ -375,12 +385,19 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
         logger.info("Mail pass done: %s", report.log_line())
         return report
 
-    client = GraphMailClient(settings, session=session, sleep=sleep)
+    not_before = parse_not_before(store.mail.get_state(NOT_BEFORE_STATE))
+    started = time.monotonic()
+    client = GraphMailClient(settings, session=session, sleep=sleep, not_before=not_before,
+                             clock=lambda: now + timedelta(seconds=time.monotonic() - started))
     try:
         state_name = resume_state_name(client.state_key)
         resume_link = store.mail.get_state(state_name)
         try:
             batch = client.read_messages(resume_link, now=now)
+        except GraphThrottled as exc:
+            if exc.retry_at != not_before:
+                store.mail.set_state(NOT_BEFORE_STATE, exc.retry_at.isoformat())
+            raise MailThrottled(str(exc), exc.retry_at) from None
         except GraphError as exc:
             raise MailError(str(exc)) from None
         report = apply_messages(batch.messages, store=store)
@@ -401,10 +418,16 @@ def process_mailbox(*, use_fake: bool | None = None, settings: Settings | None =
     return report
 
 
-def scheduled_mail_pass(now: datetime | None = None) -> MailReport:
-    """Run the timer's pass: log the report, or log a readable error and re-raise it."""
+def scheduled_mail_pass(now: datetime | None = None) -> MailReport | None:
+    """Run the timer's pass: log the report, or log a readable error and re-raise it.
+
+    Throttling is no failure of the timer: it is logged as a warning and the pass returns None.
+    """
     try:
         report = process_mailbox(now=now)
+    except MailThrottled as exc:
+        logger.warning("Mail pass skipped: %s", exc)
+        return None
     except (MailSettingsMissing, MailError, StorageUnavailable) as exc:
         logger.error("Mail pass failed: %s", exc)
         raise

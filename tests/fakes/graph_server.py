@@ -2,9 +2,12 @@
 
 It speaks the real protocol so the real msal and requests code runs against it:
 OpenID configuration and the client-credentials token endpoint (secret or certificate),
-mailFolders / childFolders with paging, and messages/delta with skip and delta tokens,
-`$select`, `$filter=receivedDateTime ge|gt`, `changeType`, `Prefer: odata.maxpagesize` and
-`Prefer: outlook.body-content-type`. Faults (429, 5xx, 410, slow answers) are scriptable.
+mailFolders / childFolders with paging (hidden folders only with `includeHiddenFolders=true`),
+messages/delta with skip and delta tokens, `$select`, `$filter=receivedDateTime ge|gt` (a
+filtered first round returns at most `filter_cap` messages, 5,000 as Graph documents; the
+rest are silently treated as synced), `changeType`, `Prefer: odata.maxpagesize` and
+`Prefer: outlook.body-content-type`; message listings, sendMail and reply are graph_mail.py's.
+Faults (429, 5xx, 410, slow answers) are scriptable.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from .graph_mail import MailActions
 from .tls import TlsMaterial, shared_tls_material, wrap_server
 
 WELL_KNOWN_FOLDERS = {
@@ -40,9 +44,12 @@ DEFAULT_PAGE_SIZE = 10
 _GRAPH_PATH = re.compile(
     r"^/v1\.0/users/(?P<user>[^/]+)/mailfolders"
     r"(?:/(?P<fid>[^/(']+)|\('(?P<fid2>[^']+)'\))?"
-    r"(?P<rest>/childfolders|/messages/delta)?/?$",
+    r"(?P<rest>/childfolders|/messages/delta|/messages)?/?$",
     re.IGNORECASE,
 )
+_SEND_PATH = re.compile(r"^/v1\.0/users/(?P<user>[^/]+)/sendmail/?$", re.IGNORECASE)
+_REPLY_PATH = re.compile(r"^/v1\.0/users/(?P<user>[^/]+)/messages/(?P<mid>[^/]+)/reply/?$", re.IGNORECASE)
+FILTER_CAP = 5000  # "Applying $filter in a delta query returns only up to 5,000 messages."
 _FILTER = re.compile(r"^\s*receivedDateTime\s+(ge|gt)\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -56,7 +63,8 @@ class Call:
     query: dict[str, str]
     headers: dict[str, str]
     form: dict[str, str] = field(default_factory=dict)  # sign-in POST bodies
-    status: int = 0
+    status: int = 0     # 0: the connection was cut without an answer
+    body: bytes = b""
 
 
 @dataclass
@@ -82,6 +90,7 @@ class FakeFolder:
     parent_id: str | None
     well_known: str | None = None
     children: list[str] = field(default_factory=list)
+    hidden: bool = False
 
 
 @dataclass
@@ -118,6 +127,7 @@ class _Round:
     base: dict[str, int]
     entries: list[tuple[str, str]]  # ("message" | "removed", id)
     generation: int
+    dropped: list[str] = field(default_factory=list)  # cut by the filter cap, yet counted as synced
 
 
 @dataclass
@@ -136,7 +146,7 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class FakeGraph:
+class FakeGraph(MailActions):
     """Serve a fake Entra tenant and one fake mailbox on https://127.0.0.1:PORT."""
 
     def __init__(self, *, tenant: str = "0d7a11c5-6f42-4c8e-9a65-0a1b2c3d4e5f",
@@ -153,6 +163,8 @@ class FakeGraph:
         self.page_cap = page_cap
         self.token_lifetime = token_lifetime
         self.ignore_body_preference = False  # answer HTML bodies even when text is preferred
+        self.filter_cap = FILTER_CAP        # messages a filtered delta round returns at most
+        self.filter_cap_keeps = "newest"    # which of them: "newest" or "oldest" (Graph does not say)
         self.tls = tls or shared_tls_material()
         self.last_correlation_id: str | None = None
         self._lock = threading.Lock()
@@ -174,6 +186,7 @@ class FakeGraph:
             self._make_folder(root, name, well_known)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._init_mail()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -274,8 +287,9 @@ class FakeGraph:
         # Real ids are base64 with '-', '_' and '=': keep those characters to test quoting.
         return f"AAMk{kind}-{next(self._ids):04d}_x="
 
-    def _make_folder(self, parent: FakeFolder, name: str, well_known: str | None = None) -> FakeFolder:
-        folder = FakeFolder(self._new_id("FLD"), name, parent.id, well_known)
+    def _make_folder(self, parent: FakeFolder, name: str, well_known: str | None = None,
+                     hidden: bool = False) -> FakeFolder:
+        folder = FakeFolder(self._new_id("FLD"), name, parent.id, well_known, hidden=hidden)
         self._folders[folder.id] = folder
         parent.children.append(folder.id)
         return folder
@@ -297,15 +311,15 @@ class FakeGraph:
                 return child
         return None
 
-    def add_folder(self, path: str) -> str:
-        """Create the folders of a '/'-separated path that do not exist; return the last id."""
+    def add_folder(self, path: str, *, hidden: bool = False) -> str:
+        """Create the folders of a '/'-separated path that do not exist, hidden ones if asked; return the last id."""
         with self._lock:
             segments = [s for s in path.split("/") if s]
             folder = self._top_level(segments[0])
             if folder is None:
-                folder = self._make_folder(self._folders[self._root_id], segments[0])
+                folder = self._make_folder(self._folders[self._root_id], segments[0], hidden=hidden)
             for name in segments[1:]:
-                folder = self._child_named(folder, name) or self._make_folder(folder, name)
+                folder = self._child_named(folder, name) or self._make_folder(folder, name, hidden=hidden)
             return folder.id
 
     def folder_id(self, path: str) -> str:
@@ -470,7 +484,7 @@ class FakeGraph:
             "parentFolderId": folder.parent_id, "childFolderCount": len(folder.children),
             "unreadItemCount": 0,
             "totalItemCount": sum(1 for m in self._messages.values() if m.folder_id == folder.id),
-            "isHidden": False,
+            "isHidden": folder.hidden,
         }
         return _select(full, select)
 
@@ -514,8 +528,18 @@ class FakeGraph:
     def _link(self, folder_id: str, query: str) -> str:
         return f"{self.graph_url}/v1.0/users/{self.mailbox}/mailFolders('{folder_id}')/messages/delta?{query}"
 
-    def graph(self, call: Call, prefer: dict[str, str]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def graph(self, call: Call, prefer: dict[str, str]) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         """Answer one Graph call."""
+        for pattern, action in ((_SEND_PATH, self._send_mail), (_REPLY_PATH, self._reply)):
+            post = pattern.match(call.path)
+            if post:
+                if unquote(post["user"]).lower() != self.mailbox.lower():
+                    return _graph_error(404, "ErrorInvalidUser",
+                                        f"The requested user '{unquote(post['user'])}' is invalid.")
+                if call.method != "POST":
+                    return _graph_error(405, "ErrorInvalidRequest", "The OData request is not supported.")
+                with self._lock:
+                    return action(call, *(unquote(v) for k, v in post.groupdict().items() if k != "user"))
         match = _GRAPH_PATH.match(call.path)
         if not match:
             return _graph_error(400, "BadRequest", f"Resource not found for the segment '{call.path}'.")
@@ -534,6 +558,8 @@ class FakeGraph:
                 return self._list_folders(folder, call, prefer)
             if rest == "/messages/delta":
                 return self._delta(folder, call, prefer)
+            if rest == "/messages":
+                return self._list_messages(folder, call, prefer)
             select = _select_param(call.query)
             return 200, {"@odata.context": f"{self.graph_url}/v1.0/$metadata#users('{self.mailbox}')/mailFolders/$entity",
                          **self._folder_json(folder, select)}, {}
@@ -545,13 +571,16 @@ class FakeGraph:
             top = min(top, self.page_cap)
         skip = int(call.query.get("$skip") or 0)
         select = _select_param(call.query)
-        children = [self._folders[i] for i in parent.children]
+        hidden_too = call.query.get("includeHiddenFolders", "").lower() == "true"
+        children = [self._folders[i] for i in parent.children if hidden_too or not self._folders[i].hidden]
         page = children[skip:skip + top]
         body: dict[str, Any] = {"value": [self._folder_json(f, select) for f in page]}
         if skip + len(page) < len(children):
             query = f"$top={top}&$skip={skip + len(page)}"
             if "$select" in call.query:
                 query += f"&$select={call.query['$select']}"
+            if hidden_too:
+                query += "&includeHiddenFolders=true"
             segment = "childFolders" if parent.id != self._root_id else ""
             base = f"{self.graph_url}/v1.0/users/{self.mailbox}/mailFolders"
             body["@odata.nextLink"] = (f"{base}('{parent.id}')/{segment}?{query}" if segment
@@ -578,9 +607,14 @@ class FakeGraph:
             params = _delta_params(call.query)
             if isinstance(params, str):
                 return _graph_error(400, "ErrorInvalidUrlQueryFilter", params)
-            sync_round = _Round(folder.id, params, {},
-                                [("message", m.id) for m in self._matching(folder.id, params)],
-                                self._generation)
+            found = [m.id for m in self._matching(folder.id, params)]   # newest first
+            dropped: list[str] = []
+            if params.since is not None and len(found) > self.filter_cap:
+                keep = found[:self.filter_cap] if self.filter_cap_keeps == "newest" else found[-self.filter_cap:]
+                dropped = [i for i in found if i not in set(keep)]
+                found = keep
+            sync_round = _Round(folder.id, params, {}, [("message", i) for i in found], self._generation,
+                                dropped)
             offset = 0
         round_id = secrets.token_urlsafe(8)
         self._rounds[round_id] = sync_round
@@ -604,6 +638,7 @@ class FakeGraph:
             body["@odata.nextLink"] = self._link(folder.id, f"$skiptoken={round_id}~{offset + len(chunk)}")
         else:
             known = dict(sync_round.base)
+            known.update({i: self._messages[i].version for i in sync_round.dropped if i in self._messages})
             for kind, message_id in sync_round.entries:
                 if kind == "removed":
                     known.pop(message_id, None)
@@ -798,7 +833,7 @@ class _Handler(BaseHTTPRequestHandler):
         kind = "graph" if split.path.startswith("/v1.0/") else "login"
         form = ({k: v[0] for k, v in parse_qs(raw_body.decode(), keep_blank_values=True).items()}
                 if kind == "login" and method == "POST" else {})
-        call = Call(kind, method, unquote(split.path), query, headers, form)
+        call = Call(kind, method, unquote(split.path), query, headers, form, body=raw_body)
         fake = self.owner
         fake._record(call)
         fault = fake._take_fault(call)
@@ -823,10 +858,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             status, body, extra = fake.login(call, form)
         call.status = status
+        if status == 0:  # accepted, then the connection breaks before the answer (graph_mail.py)
+            self.close_connection = True
+            self.connection.close()
+            return
         # ASCII-escaped like any JSON writer may: "\\ud800" is how a lone surrogate can reach a client.
-        payload = json.dumps(body).encode()
+        payload = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if body is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in extra.items():
             self.send_header(name, value)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from functions.mail.graph import (
     FolderNotFound,
     GraphError,
     GraphMailClient,
+    GraphThrottled,
     SyncStateExpired,
 )
 from tests.fakes.fixtures import fake_graph, graph_settings, recorded_sleeps  # noqa: F401
@@ -41,10 +43,11 @@ def client_for(graph_settings, recorded_sleeps):  # noqa: F811
     """Build a client on the fake; keyword arguments override OMIS_* settings."""
     clients: list[GraphMailClient] = []
 
-    def make(max_retries: int = 4, timeout: tuple[float, float] = (5.0, 30.0), **overrides: str) -> GraphMailClient:
+    def make(max_retries: int = 4, timeout: tuple[float, float] = (5.0, 30.0), clock=lambda: NOW,
+             not_before: dt.datetime | None = None, **overrides: str) -> GraphMailClient:
         overrides.setdefault("OMIS_OUTLOOK_FOLDER", FOLDER)
         client = GraphMailClient(graph_settings(**overrides), sleep=recorded_sleeps[1],
-                                 max_retries=max_retries, timeout=timeout)
+                                 max_retries=max_retries, timeout=timeout, clock=clock, not_before=not_before)
         clients.append(client)
         return client
 
@@ -158,6 +161,38 @@ def test_top_level_display_name_and_paged_child_folders(fake_graph, client_for):
 
     assert folder_id == fake_graph.folder_id("Проекты/Договоры")
     assert len(fake_graph.graph_calls("/childFolders")) == 3
+
+
+def test_hidden_folder_is_found(fake_graph, client_for):  # noqa: F811
+    fake_graph.add_folder("Скрытые", hidden=True)
+    fake_graph.add_folder("Скрытые/Договоры", hidden=True)
+    deliver(fake_graph, 1, folder="Скрытые/Договоры")
+
+    batch = client_for(OMIS_OUTLOOK_FOLDER="Скрытые/Договоры").read_messages(None, now=NOW)
+
+    assert len(batch.messages) == 1
+    listings = fake_graph.graph_calls("/mailFolders")
+    assert all(c.query.get("includeHiddenFolders") == "true" for c in listings if c.path.endswith(
+        ("/mailFolders", "/childFolders")))
+
+
+def test_hidden_folders_are_not_listed_without_asking(fake_graph):  # noqa: F811
+    """The fake's own rule, which the test above relies on: a plain listing leaves hidden folders out."""
+    import requests
+
+    fake_graph.add_folder("Скрытые", hidden=True)
+    token = requests.post(f"{fake_graph.authority_host}/{fake_graph.tenant}/oauth2/v2.0/token", data={
+        "grant_type": "client_credentials", "client_id": fake_graph.client_id,
+        "client_secret": fake_graph.client_secret, "scope": f"{fake_graph.graph_url}/.default"},
+        verify=fake_graph.ca_bundle, timeout=5).json()["access_token"]
+    url = f"{fake_graph.graph_url}/v1.0/users/{fake_graph.mailbox}/mailFolders"
+
+    def names(**params: str) -> list[str]:
+        answer = requests.get(url, params={"$top": "100", **params}, headers={"Authorization": f"Bearer {token}"},
+                              verify=fake_graph.ca_bundle, timeout=5)
+        return [f["displayName"] for f in answer.json()["value"]]
+
+    assert "Скрытые" not in names() and "Скрытые" in names(includeHiddenFolders="true")
 
 
 def test_missing_folder_lists_the_names_that_exist(fake_graph, client_for):  # noqa: F811
@@ -309,13 +344,62 @@ def test_endless_throttling_gives_up_within_the_budget(fake_graph, client_for, r
     assert recorded_sleeps[0] == [1.0] * 4
 
 
-def test_long_retry_after_is_capped(fake_graph, client_for, recorded_sleeps):  # noqa: F811
+def test_retry_after_is_waited_in_full_never_cut(fake_graph, client_for, recorded_sleeps):  # noqa: F811
     deliver(fake_graph, 1)
-    fake_graph.fail_next(1, 429, retry_after=3600, path_contains="/messages/delta")
+    fake_graph.fail_next(1, 429, retry_after=59, path_contains="/messages/delta")
+
+    batch = client_for().read_messages(None, now=NOW)
+
+    assert recorded_sleeps[0] == [59.0] and len(batch.messages) == 1
+
+
+def test_retry_after_as_an_http_date_is_counted_from_the_clock(fake_graph, client_for, recorded_sleeps):  # noqa: F811
+    deliver(fake_graph, 1)
+    fake_graph.fail_next(1, 503, retry_after=format_datetime(NOW + dt.timedelta(seconds=30), usegmt=True),
+                         path_contains="/messages/delta")
 
     client_for().read_messages(None, now=NOW)
 
-    assert recorded_sleeps[0] == [120.0]
+    assert recorded_sleeps[0] == [30.0]
+
+
+def test_long_retry_after_ends_the_pass_with_graph_throttled(fake_graph, client_for, recorded_sleeps):  # noqa: F811
+    deliver(fake_graph, 1)
+    fake_graph.fail_next(1, 429, retry_after=3600, path_contains="/messages/delta")
+    client = client_for()
+
+    with pytest.raises(GraphThrottled) as caught:
+        client.read_messages(None, now=NOW)
+
+    assert recorded_sleeps[0] == []
+    assert caught.value.retry_at == NOW + dt.timedelta(hours=1) == client.not_before
+    assert "Graph просит подождать 3600 с" in str(caught.value)
+    assert caught.value.status == 429 and isinstance(caught.value, GraphError)
+    assert len(fake_graph.graph_calls("/messages/delta")) == 1
+
+
+def test_waits_of_one_client_add_up_to_its_budget(fake_graph, client_for, recorded_sleeps):  # noqa: F811
+    deliver(fake_graph, 1)
+    fake_graph.fail_next(2, 429, retry_after=40, path_contains="/messages/delta")
+
+    with pytest.raises(GraphThrottled) as caught:
+        client_for().read_messages(None, now=NOW)
+
+    assert recorded_sleeps[0] == [40.0]  # 40 more would pass the 60 s a pass affords
+    assert caught.value.retry_at == NOW + dt.timedelta(seconds=40)
+
+
+def test_client_makes_no_call_before_not_before_then_reads(fake_graph, client_for):  # noqa: F811
+    deliver(fake_graph, 1)
+    later = NOW + dt.timedelta(minutes=10)
+
+    with pytest.raises(GraphThrottled, match="Graph просит подождать 600 с") as caught:
+        client_for(not_before=later).read_messages(None, now=NOW)
+
+    assert caught.value.retry_at == later
+    assert fake_graph.calls == []  # not even a sign-in
+    batch = client_for(not_before=later, clock=lambda: later).read_messages(None, now=later)
+    assert len(batch.messages) == 1
 
 
 def test_server_error_becomes_graph_error_after_retries(fake_graph, client_for, recorded_sleeps):  # noqa: F811

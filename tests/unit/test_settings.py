@@ -145,3 +145,55 @@ def test_settings_are_frozen():
     s = load_settings({})
     with pytest.raises(AttributeError):
         s.delay_minutes = 5  # type: ignore[misc]
+
+
+# -- mail to the contractor (SPEC §8) -------------------------------------------------------
+
+OUTLOOK = {"OMIS_OUTLOOK_EMAIL": "omis@contoso.example", "OMIS_OUTLOOK_TENANT_ID": "t",
+           "OMIS_OUTLOOK_CLIENT_ID": "c", "OMIS_OUTLOOK_CLIENT_SECRET": "s"}
+
+
+def test_sending_is_off_by_default():
+    s = load_settings({})
+    assert (s.mail_send, s.contractor_emails, s.auto_nudge) == (False, (), False)
+
+
+@pytest.mark.parametrize("raw, expected", [("on", True), ("ON", True), (" off ", False), ("", False)])
+def test_on_off_settings_read_on_and_off(raw, expected):
+    s = load_settings({"OMIS_MAIL_SEND": raw, "OMIS_AUTO_NUDGE": raw})
+    assert s.mail_send is expected and s.auto_nudge is expected
+
+
+@pytest.mark.parametrize("name", ["OMIS_MAIL_SEND", "OMIS_AUTO_NUDGE"])
+@pytest.mark.parametrize("raw", ["yes", "1", "true", "вкл"])
+def test_anything_but_on_or_off_names_the_setting(name, raw):
+    with pytest.raises(SettingsError, match=f"{name}.*{raw}"):
+        load_settings({name: raw})
+
+
+def test_contractor_addresses_are_split_validated_and_deduplicated():
+    s = load_settings({"OMIS_CONTRACTOR_EMAIL": " ivan@contractor.example, Petr@Contractor.Example ,,"
+                                                " ivan@CONTRACTOR.example, zayavki@почта.рф"})
+    assert s.contractor_emails == ("ivan@contractor.example", "Petr@contractor.example", "zayavki@почта.рф")
+
+
+@pytest.mark.parametrize("bad", ["bad@@contractor.example", "ivan", "ivan@localhost", "пётр@почта.рф"])
+def test_a_bad_contractor_address_is_named(bad):
+    with pytest.raises(SettingsError, match=f"OMIS_CONTRACTOR_EMAIL: «{bad}»"):
+        load_settings({"OMIS_CONTRACTOR_EMAIL": f"ivan@contractor.example, {bad}"})
+
+
+def test_the_shared_mailbox_is_no_contractor():
+    with pytest.raises(SettingsError, match="сам общий ящик"):
+        load_settings({**OUTLOOK, "OMIS_CONTRACTOR_EMAIL": "ivan@contractor.example, OMIS@contoso.example"})
+
+
+def test_missing_send_settings_name_what_sending_needs():
+    assert load_settings({}).missing_send_settings()[0] == "OMIS_MAIL_SEND=on"
+    missing = load_settings({"OMIS_MAIL_SEND": "on"}).missing_send_settings()
+    assert "OMIS_OUTLOOK_EMAIL" in missing and "OMIS_CONTRACTOR_EMAIL" in missing
+    ready = load_settings({**OUTLOOK, "OMIS_MAIL_SEND": "on", "OMIS_CONTRACTOR_EMAIL": "ivan@contractor.example"})
+    assert ready.missing_send_settings() == []
+    no_contractor = load_settings({**OUTLOOK, "OMIS_MAIL_SEND": "on"})
+    assert no_contractor.missing_send_settings() == ["OMIS_CONTRACTOR_EMAIL"]
+    assert no_contractor.missing_send_settings(addresses_given=True) == []
