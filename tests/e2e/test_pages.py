@@ -100,7 +100,8 @@ def test_post_without_the_csrf_token_is_refused(page: Page, live_server):
     with page.expect_response(re.compile(r"/add_request$")) as answer:
         page.get_by_role("button", name="Сохранить").click()
     assert answer.value.status == 403
-    expect(page.get_by_role("heading", name="Форма не принята")).to_be_visible()
+    expect(page.get_by_role("alert").first).to_contain_text("Форма устарела")
+    expect(page.get_by_label("Номер")).to_have_value("CSRF-Э2Э")      # what was typed is still there
     assert live_server.api("GET", "/api/requests/" + quote("CSRF-Э2Э", safe=""))[0] == 404
 
 
