@@ -124,7 +124,8 @@ def apply_mail(store: RequestStore, request_id: str, *, message: str, status: st
                                      or at >= as_utc(row["PromisedAt"])):  # type: ignore[operator]
             fields.update(Promised=promised, PromisedAt=at)
         if row.get("LastMailAt") is None or at >= as_utc(row["LastMailAt"]):  # type: ignore[operator]
-            fields.update(LastMailAt=at, LastMailId=graph_id, LastMailFrom=sender or None)
+            fields.update(LastMailAt=at, LastMailId=graph_id, LastMailFrom=sender or None,
+                          LastMailMessageId=(message_id or "")[:1000] or None, LastMailSubject=(subject or "")[:500] or None)
         # Late mail is still news, but it changes no stage: it comes with the current status.
         fields.update(_facts_after(store, row, at=at, status=new_status, source="mail", news=True))
         entry = HistoryEntry(at=at, status=new_status, comment=comment, author=author, source="mail",
