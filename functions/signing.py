@@ -33,7 +33,7 @@ def _b64decode(text: str) -> bytes:
 
 
 def _mac(key: str, purpose: str, payload: str) -> str:
-    message = f"omis\x00{purpose}\x00{payload}".encode("utf-8")
+    message = f"omis\x00{purpose}\x00{payload}".encode()
     return _b64encode(hmac.new(key.encode("utf-8"), message, hashlib.sha256).digest())
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.azurite import connection_string, port_open, start_azurite, stop_azurite  # noqa: E402
-from scripts.setup import ROOT, ensure_all, say  # noqa: E402
+from scripts.azurite import connection_string, port_open, start_azurite, stop_azurite
+from scripts.setup import ROOT, ensure_all, say
 
 AZURITE_PORT = 10002
 

@@ -11,11 +11,12 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import msal
@@ -130,7 +131,8 @@ def _certificate_credential(path: str) -> tuple[dict[str, str], str]:
     if leaf is None:
         raise GraphError(f"OMIS_OUTLOOK_CERTIFICATE_PATH ({path}): ни один сертификат в файле "
                          "не соответствует закрытому ключу")
-    thumbprint = leaf.fingerprint(hashes.SHA1()).hex().upper()  # what the Azure portal shows
+    # An identifier, not a signature: Entra ID names certificates by their SHA-1 thumbprint.
+    thumbprint = leaf.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - what the Azure portal shows
     # With the certificate (and no SHA-1 thumbprint) msal signs with PS256 and x5t#S256.
     credential = {"private_key": key_block.group(0).decode(),
                   "public_certificate": leaf.public_bytes(serialization.Encoding.PEM).decode()}
@@ -307,8 +309,8 @@ class GraphMailClient:
                     fresh_token = True  # the cached token may have been revoked: ask for a new one once
                     failure, delay = self._http_failure(status, code, text, request_id), 0.0
                 elif status in THROTTLE_STATUSES:
-                    delay = _retry_after(response)
-                    delay = min(MAX_SLEEP_SECONDS, 2.0 ** attempt) if delay is None else delay
+                    asked = _retry_after(response)
+                    delay = min(MAX_SLEEP_SECONDS, 2.0 ** attempt) if asked is None else asked
                     failure = GraphError(
                         f"Microsoft Graph ограничивает запросы (throttling, HTTP {status} {code}) и после "
                         f"{attempt + 1} попыток; почта будет прочитана в следующий раз", status=status, code=code)

@@ -184,7 +184,7 @@ CUTS = st.sampled_from(["-----Original Message-----", "-----Исходное с�
                         "On Mon, 1 Jan 2026, ivan@example.org wrote:", "From: Иван\nSent: 1 января\nTo: OMIS",
                         "От: Иван\nОтправлено: 1 января\nКому: OMIS"])
 SIGNATURES = st.sampled_from(["-- \nИван, инженер", "С уважением,\nИван", "С уважением, Иван"])
-NOISE = st.lists(st.sampled_from(list("абвгд ежз ,.!?\n") + ["позиция 7", "поз. 3", "№", "заявка", "ё"]),
+NOISE = st.lists(st.sampled_from([*"абвгд ежз ,.!?\n", "позиция 7", "поз. 3", "№", "заявка", "ё"]),
                  max_size=20).map("".join)
 
 
@@ -213,7 +213,7 @@ def structured_mail(draw):
 @settings(max_examples=300, deadline=None)
 @given(mail=structured_mail(), subject=st.sampled_from(["", "Re: ответ", "RE: FW: письмо подрядчика"]))
 def test_parser_reads_numbers_and_statuses_of_the_new_part_only(mail, subject):
-    body, numbers, expected, quoted = mail
+    body, _numbers, expected, quoted = mail
     parsed = parse_mail(subject, body)
     found = {normalize_number(n) for n in parsed.numbers}
     assert found == set(expected), body  # every marked number, nothing from history or signature

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import tree_sitter
@@ -43,7 +43,7 @@ FORBIDDEN_APP_SETTINGS = {
 _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bicep.language()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse(path: Path) -> tree_sitter.Tree:
     return _PARSER.parse(path.read_bytes())
 
@@ -141,7 +141,7 @@ def _value_after_equals(decl: tree_sitter.Node) -> tree_sitter.Node | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def bicep(path: Path) -> BicepFile:
     """Read the top-level declarations of a Bicep file."""
     result = BicepFile(path)
