@@ -17,17 +17,17 @@ _prefixes = itertools.count(1)
 @pytest.fixture(autouse=True)
 def no_local_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep a developer's local.settings.json (real tokens, perhaps) out of every test."""
-    from functions import cli
+    from functions.cli import main as dispatcher
 
-    monkeypatch.setattr(cli, "load_local_settings", lambda *args, **kwargs: [])
+    monkeypatch.setattr(dispatcher, "load_local_settings", lambda *args, **kwargs: [])
 
 
 @pytest.fixture
 def cli_main():
     """Run `python -m functions …` in process: cli_main([...]) -> exit status."""
-    from functions import cli
+    from functions.cli import main as dispatcher
 
-    return cli.main
+    return dispatcher.main
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +96,8 @@ def app_routes():
 @pytest.fixture
 def call(app_routes, omis_env):
     """Call the app as the host would: call(method, path, body=b"", headers={}) -> HttpResponse."""
-    from functions import devhost, store as store_module
+    from functions import devhost
+    from functions import store as store_module
 
     store_module.init_db()
 

@@ -1,11 +1,12 @@
-"""`python -m functions mail`: exit status, report and readable errors (functions.cli.main)."""
+"""`python -m functions mail`: exit status, report and readable errors (functions/cli/main.py)."""
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 
-from functions import cli, store, tables
+from functions import store, tables
+from functions.cli import main as dispatcher
 from functions.mail import commands
 from functions.mail.samples import SAMPLE_REQUEST_NUMBERS
 from functions.settings import reset_settings
@@ -15,9 +16,9 @@ from tests.support import set_env
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    """Run cli.main (conftest keeps local.settings.json out of the tests)."""
+    """Run the dispatcher (conftest keeps local.settings.json out of the tests)."""
     reset_settings()
-    return cli.main(list(argv))
+    return dispatcher.main(list(argv))
 
 
 @pytest.fixture
