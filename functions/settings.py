@@ -4,12 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
-from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .workhours import WorkingCalendar, WorkHours, parse_holidays, parse_work_hours
+from .workhours import WorkHours, WorkingCalendar, parse_holidays, parse_work_hours
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Settings:
     delay_minutes: int
     alert_repeat_minutes: int
     work_hours: WorkHours | None
-    holidays: frozenset = field(default_factory=frozenset)
+    holidays: frozenset[date] = field(default_factory=frozenset)
     mail_schedule: str = DEFAULT_SCHEDULE
     alert_schedule: str = DEFAULT_SCHEDULE
     outlook_email: str | None = None
@@ -82,7 +83,7 @@ class Settings:
     authority_host: str = "https://login.microsoftonline.com"
     telegram_token: str | None = None
     telegram_chat_id: str | None = None
-    telegram_thread_id: str | None = None
+    telegram_thread_id: int | None = None
     telegram_api_url: str = "https://api.telegram.org"
 
     @property
@@ -148,13 +149,26 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
-def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _text(env, name)
     if raw is None:
-        return default
+        return None
     if not raw.lower().startswith(("https://", "http://")):
         raise SettingsError(f"{name}: ожидается адрес вида https://…, получено «{raw}»")
     return raw.rstrip("/")
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    return _optional_url(env, name) or default
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) == 0:
+        raise SettingsError(f"{name}: ожидается целое положительное число, получено «{raw}»")
+    return int(raw)
 
 
 def _schedule(env: Mapping[str, str], name: str) -> str:
@@ -182,18 +196,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"OMIS_HOLIDAYS: {exc}") from None
     prefix = _text(env, "OMIS_TABLE_PREFIX") or "omis"
     if not (prefix.isascii() and prefix.isalnum() and prefix[0].isalpha() and len(prefix) <= 40):
-        raise SettingsError(f"OMIS_TABLE_PREFIX: только латинские буквы и цифры, с буквы, до 40 символов; получено «{prefix}»")
+        raise SettingsError("OMIS_TABLE_PREFIX: только латинские буквы и цифры, с буквы, до 40 символов; "
+                            f"получено «{prefix}»")
     secret = _text(env, "OMIS_SECRET_KEY")
     delay = _int(env, "OMIS_DELAY_MINUTES", 60, 1, 525_600)
     return Settings(
         tables_connection_string=(_text(env, "OMIS_TABLES_CONNECTION_STRING")
                                   or _text(env, "AzureWebJobsStorage") or DEV_STORAGE),
-        tables_endpoint=_url(env, "OMIS_TABLES_ENDPOINT", None),
+        tables_endpoint=_optional_url(env, "OMIS_TABLES_ENDPOINT"),
         table_prefix=prefix,
         secret_key=secret or secrets.token_urlsafe(32),
         secret_key_is_random=secret is None,
         timezone_name=tz_name,
-        public_url=_url(env, "OMIS_PUBLIC_URL", None),
+        public_url=_optional_url(env, "OMIS_PUBLIC_URL"),
         dev_user=_text(env, "OMIS_DEV_USER") or "Инженер",
         delay_minutes=delay,
         alert_repeat_minutes=_int(env, "OMIS_ALERT_REPEAT_MINUTES", delay, 1, 525_600),
@@ -213,7 +228,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         authority_host=_url(env, "OMIS_AUTHORITY_HOST", "https://login.microsoftonline.com"),
         telegram_token=_text(env, "OMIS_TELEGRAM_TOKEN"),
         telegram_chat_id=_text(env, "OMIS_TELEGRAM_CHAT_ID"),
-        telegram_thread_id=_text(env, "OMIS_TELEGRAM_THREAD_ID"),
+        telegram_thread_id=_positive_int(env, "OMIS_TELEGRAM_THREAD_ID"),
         telegram_api_url=_url(env, "OMIS_TELEGRAM_API_URL", "https://api.telegram.org"),
     )
 

@@ -46,10 +46,19 @@ def test_endpoint_is_not_the_emulator():
     ({"OMIS_GRAPH_URL": "graph.local"}, "OMIS_GRAPH_URL"),
     ({"OMIS_TABLE_PREFIX": "om-is"}, "OMIS_TABLE_PREFIX"),
     ({"OMIS_OUTLOOK_MAX_MESSAGES": "100000"}, "OMIS_OUTLOOK_MAX_MESSAGES"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "abc"}, "OMIS_TELEGRAM_THREAD_ID"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "0"}, "OMIS_TELEGRAM_THREAD_ID"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "-42"}, "OMIS_TELEGRAM_THREAD_ID"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "4.2"}, "OMIS_TELEGRAM_THREAD_ID"),
 ])
 def test_bad_value_names_the_setting(env, name):
     with pytest.raises(SettingsError, match=name):
         load_settings(env)
+
+
+def test_thread_id_is_an_integer():
+    assert load_settings({"OMIS_TELEGRAM_THREAD_ID": " 42 "}).telegram_thread_id == 42
+    assert load_settings({}).telegram_thread_id is None
 
 
 def test_missing_outlook_settings_are_named():
