@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .workhours import WorkHours, WorkingCalendar, parse_holidays, parse_work_hours
@@ -46,7 +47,13 @@ SETTING_NAMES: tuple[str, ...] = (
     "OMIS_TELEGRAM_CHAT_ID",
     "OMIS_TELEGRAM_THREAD_ID",
     "OMIS_TELEGRAM_API_URL",
+    "OMIS_AUTH_ISSUER",
+    "OMIS_AUTH_CLIENT_ID",
+    "OMIS_AUTH_TOKEN_STORE",
 )
+# Set by App Service on every plan (Flex Consumption included) and by neither Functions Core
+# Tools nor `python -m functions serve`; see functions/auth.py for why these and not others.
+AZURE_MARKERS: tuple[str, ...] = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "LEGION_SERVICE_HOST")
 
 
 class SettingsError(ValueError):
@@ -85,6 +92,10 @@ class Settings:
     telegram_chat_id: str | None = None
     telegram_thread_id: int | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    in_azure: bool = False
+    auth_issuer: str | None = None
+    auth_client_id: str | None = None
+    auth_token_store: bool = False
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -171,6 +182,32 @@ def _positive_int(env: Mapping[str, str], name: str) -> int | None:
     return int(raw)
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = (_text(env, name) or "off").lower()
+    if raw not in ("on", "off"):
+        raise SettingsError(f"{name}: ожидается on или off, получено «{raw}»")
+    return raw == "on"
+
+
+def running_in_azure(env: Mapping[str, str]) -> bool:
+    """Say whether this process runs in Azure App Service / Functions (not Core Tools, not `serve`)."""
+    return any((env.get(name) or "").strip() for name in AZURE_MARKERS)
+
+
+def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    in_azure = running_in_azure(env)
+    issuer = _optional_url(env, "OMIS_AUTH_ISSUER")
+    client_id = _text(env, "OMIS_AUTH_CLIENT_ID")
+    token_store = _switch(env, "OMIS_AUTH_TOKEN_STORE")
+    if in_azure and token_store:
+        missing = [name for name, value in (("OMIS_AUTH_ISSUER", issuer), ("OMIS_AUTH_CLIENT_ID", client_id))
+                   if not value]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)}: нужны для проверки входа при OMIS_AUTH_TOKEN_STORE=on")
+    return {"in_azure": in_azure, "auth_issuer": issuer, "auth_client_id": client_id,
+            "auth_token_store": token_store}
+
+
 def _schedule(env: Mapping[str, str], name: str) -> str:
     raw = _text(env, name) or DEFAULT_SCHEDULE
     if len(raw.split()) != 6:
@@ -230,6 +267,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         telegram_chat_id=_text(env, "OMIS_TELEGRAM_CHAT_ID"),
         telegram_thread_id=_positive_int(env, "OMIS_TELEGRAM_THREAD_ID"),
         telegram_api_url=_url(env, "OMIS_TELEGRAM_API_URL", "https://api.telegram.org"),
+        **_auth_settings(env),
     )
 
 

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import azure.functions as func
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
 from . import mailstore, store
+from .auth import SignInRequired
 from .delays import is_delayed, quiet_minutes
 from .httputil import SECURITY_HEADERS, body_too_large, cursor_param, iso, request_author, route_tail
 from .model import STATUSES, Request, ValidationError, utcnow
@@ -113,7 +114,7 @@ def _page(req: func.HttpRequest, template: str, code: int = 200, cookie: str | N
           **context: Any) -> func.HttpResponse:
     try:
         author = request_author(req)
-    except SettingsError:  # the error page about bad settings must still render
+    except (SettingsError, SignInRequired):  # the error pages about these must still render
         author = ""
     html = _templates.get_template(template).render(author=author, **context)
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
@@ -160,14 +161,17 @@ def _redirect(req: func.HttpRequest, location: str, flash: str | None = None) ->
 
 
 def guarded_page(handler: Handler) -> Handler:
-    """Answer oversized bodies with 413, storage outages with 503 and surprises with 500, as pages."""
+    """Refuse requests that did not sign in (401); answer 413, 503 and 500 as pages."""
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        if body_too_large(req):
-            return _error(req, 413, "Слишком большой запрос",
-                          "Данные формы больше 64 КиБ. Сократите описание или комментарий и отправьте снова.")
         try:
+            request_author(req)  # fails closed before anything is read or done (functions/auth.py)
+            if body_too_large(req):
+                return _error(req, 413, "Слишком большой запрос",
+                              "Данные формы больше 64 КиБ. Сократите описание или комментарий и отправьте снова.")
             return handler(req)
+        except SignInRequired as exc:
+            return _sign_in_page(req, exc)
         except StorageUnavailable as exc:
             logger.warning("%s %s: %s", req.method, req.url, exc)
             return _error(req, 503, "Хранилище недоступно",
@@ -179,6 +183,16 @@ def guarded_page(handler: Handler) -> Handler:
             logger.exception("%s %s failed", req.method, req.url)
             return _error(req, 500, "Внутренняя ошибка", "Что-то пошло не так. Попробуйте ещё раз чуть позже.")
     return wrapper
+
+
+def _sign_in_page(req: func.HttpRequest, exc: SignInRequired) -> func.HttpResponse:
+    """Say that sign-in is needed (401) or could not be checked (503), with a link to sign in again."""
+    back = urlsplit(req.url).path or "/"
+    login = "/.auth/login/aad?" + urlencode({"post_login_redirect_uri": back})
+    title = "Нужен вход" if exc.status == 401 else "Вход не проверен"
+    resp = _error(req, exc.status, title, Markup('{} <a href="{}">Войти</a>').format(exc.message, login))
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="OMIS"'
+    return resp
 
 
 # ----- forms -----------------------------------------------------------------------------
