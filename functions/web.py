@@ -34,6 +34,8 @@ from .signing import (
     cookie_value,
     make_csrf_token,
     make_flash,
+    origin_allowed,
+    origin_of,
     read_flash,
 )
 from .tables import StorageUnavailable
@@ -215,9 +217,18 @@ def _csrf_token(req: func.HttpRequest) -> str:
     return make_csrf_token(get_settings().secret_key, request_author(req))
 
 
+def _own_origins(req: func.HttpRequest) -> set[str]:
+    """Return the origins this site is reached at: the request's own (https behind a proxy too), OMIS_PUBLIC_URL."""
+    netloc = urlsplit(req.url).netloc
+    candidates = [req.url, ("https://" if _is_https(req) else "http://") + netloc, get_settings().public_url or ""]
+    return {origin for origin in map(origin_of, candidates) if origin}
+
+
 def _csrf_ok(req: func.HttpRequest, form: dict[str, str]) -> bool:
     """Say whether a form post came from one of our pages, shown to this same user."""
     if (req.headers.get("Sec-Fetch-Site") or "").lower() == "cross-site":
+        return False
+    if not origin_allowed(req.headers.get("Origin"), req.headers.get("Referer"), _own_origins(req)):
         return False
     return check_csrf_token(get_settings().secret_key, request_author(req), form.get(CSRF_FIELD))
 
