@@ -194,11 +194,11 @@ class TimerRunner:
                 continue
             past_due = (now - due).total_seconds() > 60
             self.next_run[timer.name] = croniter(timer.schedule, now, second_at_beginning=True).get_next(datetime)
-            logger.info("timer %s: running (next at %s)", timer.name, self.next_run[timer.name].isoformat())
+            logger.info("таймер %s: запуск (следующий — %s)", timer.name, self.next_run[timer.name].isoformat())
             try:
                 timer.function(**{timer.arg_name: TimerRequest(past_due=past_due)})
             except Exception:
-                logger.exception("timer %s failed", timer.name)
+                logger.exception("таймер %s: ошибка", timer.name)
             ran.append(timer.name)
         return ran
 
@@ -290,7 +290,7 @@ def make_handler(routes: list[Route], *, loopback_only: bool = False,
             try:
                 response = dispatch(routes, self.command, f"http://{host}{self.path}", headers, body)
             except Exception:
-                logger.exception("%s %s failed", self.command, self.path)
+                logger.exception("%s %s: внутренняя ошибка", self.command, self.path)
                 response = func.HttpResponse("Внутренняя ошибка сервера.", status_code=500,
                                              mimetype="text/plain", charset="utf-8")
             self._send(response, started)
@@ -340,14 +340,15 @@ def serve(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, run_
     if runner:
         runner.start()
         for timer in timers:
-            logger.info("timer %s: %s, next at %s", timer.name, timer.schedule, runner.next_run[timer.name].isoformat())
+            logger.info("таймер %s: %s, следующий запуск — %s", timer.name, timer.schedule,
+                        runner.next_run[timer.name].isoformat())
     for route in routes:
-        logger.info("route /%s [%s] -> %s", route.template, ",".join(sorted(route.methods)), route.name)
+        logger.info("адрес /%s [%s] -> %s", route.template, ",".join(sorted(route.methods)), route.name)
     logger.info("OMIS слушает http://%s:%d (остановка: Ctrl-C)", host, port)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
-        logger.info("stopping")
+        logger.info("останавливаюсь")
     finally:
         server.server_close()
         if runner:
