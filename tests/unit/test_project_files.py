@@ -20,7 +20,7 @@ def test_the_quick_start_says_python3_on_linux_and_py_on_windows() -> None:
 
 
 def test_ci_runs_the_gates_before_the_tests() -> None:
-    commands = [line.strip() for line in read(".ci/run").splitlines() if line.strip().startswith("python3 ")]
+    commands = [line.strip() for line in read(".ci/run").splitlines() if line.strip().startswith("python3 scripts/")]
     assert commands[0] == "python3 scripts/check.py"
     assert commands[-1].startswith("python3 scripts/test.py")
 
