@@ -1,11 +1,15 @@
 """Composition root: the Function App and its blueprints."""
 import azure.functions as func
 
+from functions.logsafe import install_log_escaping
 from functions.timers import bp as timers_blueprint
 from functions.web.api import bp as api_blueprint
 from functions.web.mailpages import bp as mail_pages_blueprint
 from functions.web.pages import bp as pages_blueprint
 from functions.web.static import bp as static_blueprint
+
+# Before any record is made: values logged by OMIS stay on their line (functions/logsafe.py).
+install_log_escaping()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 app.register_functions(api_blueprint)

@@ -117,7 +117,7 @@ def measure() -> dict[int, Figures]:
         totals = sorted(got["total"])
         figures[size] = Figures(statistics.median(totals), totals[int(len(totals) * 0.9) - 1],
                                 statistics.median(got["storage"]),
-                                statistics.median(t - s for t, s in zip(got["total"], got["storage"])),
+                                statistics.median(t - s for t, s in zip(got["total"], got["storage"], strict=True)),
                                 statistics.median(got["point"]))
         f = figures[size]
         print(f"GET /, {size:>6} stored: p50 {f.total:.1f} ms (p90 {f.total_p90:.1f}); storage calls {f.storage:.1f} ms, "
@@ -158,10 +158,7 @@ def write_section(text: str) -> None:
     """Put the section into bench/README.md, replacing an older one (other sections stay)."""
     old = README.read_text(encoding="utf-8") if README.exists() else "# Бенчмарки\n"
     pattern = re.compile(r"^## Страницы\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text + "\n", old, count=1)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
+    new = pattern.sub(lambda _: text + "\n", old, count=1) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
     README.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
 
 

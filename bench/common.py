@@ -6,10 +6,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -56,7 +56,7 @@ def seed_requests(count: int, delayed: int, now: datetime, start_index: int = 0)
 
     table = store._requests_table()
     batch: list[tuple] = []
-    counts = {status: 0 for status in store.STATUSES}
+    counts = dict.fromkeys(store.STATUSES, 0)
     for i in range(start_index, start_index + count):
         if i - start_index < delayed:
             at, status = now - timedelta(days=2, minutes=i), DEFAULT_STATUS

@@ -1,6 +1,6 @@
 """Entry point of `python -m functions`."""
 import sys
 
-from .cli import main
+from .cli.main import main
 
 sys.exit(main())

@@ -5,27 +5,30 @@ schedules), so the routes it serves are exactly the ones Azure serves.
 """
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from http.server import BaseHTTPRequestHandler
+from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
+from .localhttp import HEADER_TIMEOUT, DeadlineReader, LocalServer, host_allowed, is_loopback_address
 from .settings import DEFAULT_SCHEDULE
 
 logger = logging.getLogger(__name__)
 
 MAX_READ = 8 * 1024 * 1024  # bodies above this are refused unread; the app itself limits to 64 KiB
-REQUEST_TIMEOUT = 30.0  # seconds a client may stall (a body shorter than its Content-Length) before it is dropped
+REQUEST_TIMEOUT = 30.0  # seconds an idle connection waits, and a body may take, before the client is dropped
 _HOST_RE = re.compile(r"^(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _PARAM_RE = re.compile(r"^\{(\*?)([A-Za-z_][A-Za-z0-9_]*)((?::[^}?:]+)*)(\?)?\}$")
 
@@ -133,18 +136,18 @@ def _read_functions(app: func.FunctionApp) -> tuple[list[Route], list[Timer]]:
     routes: list[Route] = []
     timers: list[Timer] = []
     for function in app.get_functions():
-        trigger = function.get_trigger()
+        trigger: Any = function.get_trigger()
         kind = type(trigger).__name__
+        name = function.get_function_name() or ""
         if kind == "HttpTrigger":
             methods = frozenset((m.value if hasattr(m, "value") else str(m)).upper()
                                 for m in (trigger.methods or ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]))
             # As the real host does: an empty route means the function's name, not the root.
-            template = trigger.route or function.get_function_name()
-            routes.append(Route(function.get_function_name(), template, methods, trigger.name,
-                                function.get_user_function()))
+            template = trigger.route or name
+            routes.append(Route(name, template, methods, trigger.name, function.get_user_function()))
         elif kind == "TimerTrigger":
-            timers.append(Timer(function.get_function_name(), resolve_setting_refs(trigger.schedule),
-                                trigger.name, function.get_user_function()))
+            timers.append(Timer(name, resolve_setting_refs(trigger.schedule), trigger.name,
+                                function.get_user_function()))
     # Literal routes before parameterised ones, catch-alls last (as ASP.NET routing ranks them).
     routes.sort(key=lambda r: (r.catch_all, -r.literal_segments))
     return routes, timers
@@ -191,11 +194,11 @@ class TimerRunner:
                 continue
             past_due = (now - due).total_seconds() > 60
             self.next_run[timer.name] = croniter(timer.schedule, now, second_at_beginning=True).get_next(datetime)
-            logger.info("timer %s: running (next at %s)", timer.name, self.next_run[timer.name].isoformat())
+            logger.info("таймер %s: запуск (следующий — %s)", timer.name, self.next_run[timer.name].isoformat())
             try:
                 timer.function(**{timer.arg_name: TimerRequest(past_due=past_due)})
             except Exception:
-                logger.exception("timer %s failed", timer.name)
+                logger.exception("таймер %s: ошибка", timer.name)
             ran.append(timer.name)
         return ran
 
@@ -216,15 +219,27 @@ class TimerRunner:
             self._stop.wait(max(0.05, min(wait, 60)))
 
 
-def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
-    """Build the request handler class for a set of routes."""
+def make_handler(routes: list[Route], *, loopback_only: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> type[BaseHTTPRequestHandler]:
+    """Build the request handler class for a set of routes (see localhttp.py for the limits)."""
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "OMIS-devhost"
         protocol_version = "HTTP/1.1"
-        timeout = REQUEST_TIMEOUT  # applied to the socket by StreamRequestHandler.setup
+        timeout = REQUEST_TIMEOUT  # idle wait and body time; read at each use, so tests may shorten it
+        header_timeout = HEADER_TIMEOUT
         # Not HTTP/0.9: the answer to a garbled request line must still carry its status line (400, 505).
         default_request_version = "HTTP/1.0"
+
+        def setup(self) -> None:
+            super().setup()
+            self._reader = DeadlineReader(self.connection, lambda: float(type(self).timeout or REQUEST_TIMEOUT),
+                                          self.header_timeout, clock)
+            self.rfile = io.BufferedReader(self._reader)
+
+        def handle_one_request(self) -> None:
+            self._reader.expect_request()
+            super().handle_one_request()
 
         def _refuse(self, status: int, message: str, started: float) -> None:
             """Answer a request that cannot be read safely, and drop the connection (its bytes are unknown)."""
@@ -242,6 +257,7 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
             return int(value) if len(value) <= 18 else MAX_READ + 1
 
         def _handle(self) -> None:
+            self._reader.expect_body()
             started = time.perf_counter()
             if self.headers.get("Transfer-Encoding"):
                 self._refuse(411, "Нужен заголовок Content-Length (Transfer-Encoding не поддерживается).", started)
@@ -253,9 +269,14 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
             if length > MAX_READ:
                 self._refuse(413, "Тело запроса слишком велико.", started)
                 return
-            host = self.headers.get("Host") or f"{self.server.server_address[0]}:{self.server.server_address[1]}"
+            bound = cast(tuple[str, int], self.server.server_address)
+            host = self.headers.get("Host") or f"{bound[0]}:{bound[1]}"
             if not _HOST_RE.match(host) or not self.path.startswith("/"):
                 self._refuse(400, "Неверный заголовок Host или путь запроса.", started)
+                return
+            if not host_allowed(host, loopback_only):
+                self._refuse(400, "Неверный заголовок Host: локальный хост OMIS отвечает только на адреса "
+                                  "localhost, 127.0.0.1 и [::1] (защита от подмены адреса, DNS rebinding).", started)
                 return
             try:
                 body = self.rfile.read(length) if length else b""
@@ -265,11 +286,11 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
             if len(body) != length:  # the client closed before sending the whole body: act on none of it
                 self.close_connection = True
                 return
-            headers = {k: v for k, v in self.headers.items()}
+            headers = dict(self.headers.items())
             try:
                 response = dispatch(routes, self.command, f"http://{host}{self.path}", headers, body)
             except Exception:
-                logger.exception("%s %s failed", self.command, self.path)
+                logger.exception("%s %s: внутренняя ошибка", self.command, self.path)
                 response = func.HttpResponse("Внутренняя ошибка сервера.", status_code=500,
                                              mimetype="text/plain", charset="utf-8")
             self._send(response, started)
@@ -295,7 +316,8 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(payload)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+        # The names http.server dispatches to.
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
             pass  # one line per request is logged by _send
@@ -303,12 +325,11 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071) -> ThreadingHTTPServer:
+def make_server(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, *,
+                clock: Callable[[], float] = time.monotonic) -> LocalServer:
     """Bind an HTTP server for the app's routes (not yet serving)."""
     routes, _ = collect(app)
-    server = ThreadingHTTPServer((host, port), make_handler(routes))
-    server.daemon_threads = True
-    return server
+    return LocalServer((host, port), make_handler(routes, loopback_only=is_loopback_address(host), clock=clock))
 
 
 def serve(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, run_timers: bool = True) -> None:
@@ -319,14 +340,15 @@ def serve(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, run_
     if runner:
         runner.start()
         for timer in timers:
-            logger.info("timer %s: %s, next at %s", timer.name, timer.schedule, runner.next_run[timer.name].isoformat())
+            logger.info("таймер %s: %s, следующий запуск — %s", timer.name, timer.schedule,
+                        runner.next_run[timer.name].isoformat())
     for route in routes:
-        logger.info("route /%s [%s] -> %s", route.template, ",".join(sorted(route.methods)), route.name)
-    logger.info("OMIS is serving on http://%s:%d (Ctrl-C to stop)", host, port)
+        logger.info("адрес /%s [%s] -> %s", route.template, ",".join(sorted(route.methods)), route.name)
+    logger.info("OMIS слушает http://%s:%d (остановка: Ctrl-C)", host, port)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
-        logger.info("stopping")
+        logger.info("останавливаюсь")
     finally:
         server.server_close()
         if runner:

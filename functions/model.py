@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone, tzinfo
+
+import regex
 
 DEFAULT_STATUS = "заявка отправлена"
 ROBOT_AUTHOR = "Робот"
@@ -35,6 +38,15 @@ MAIL_COMMENT_MAX = 500      # composed from mail
 # Letters (any alphabet), digits, "-", "_", "/", ".".
 _NUMBER_RE = re.compile(r"^(?:[^\W_]|[-_/.])+$")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# Characters that change a text without showing: bidi controls (U+202A-U+202E, U+2066-U+2069,
+# U+200E/F, U+061C) and the Unicode Default_Ignorable_Code_Point set (zero-width characters,
+# soft hyphen, variation selectors, tags, the Hangul fillers U+3164, U+115F, U+1160, U+FFA0 …),
+# from the `regex` module's Unicode database (the standard library has no such property).
+_BIDI_RE = regex.compile(r"\p{Bidi_Control}")
+_INVISIBLE_RE = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Bidi_Control}]")
+# Blank but not default-ignorable: a number made of them would look empty or shorter than it is.
+_BLANK_LETTERS = frozenset("\u2800")
+_TYPED_CONTROLS_ALLOWED = frozenset("\n\t")
 
 
 class ValidationError(ValueError):
@@ -55,11 +67,23 @@ def normalize_number(number: str) -> str:
     return number.strip().casefold()
 
 
+def _code_point(ch: str) -> str:
+    return f"U+{ord(ch):04X}"
+
+
 def number_error(number: object) -> str | None:
     """Say what is wrong with a request number, or None when it is fine."""
     if not isinstance(number, str) or not number.strip():
         return "Укажите номер заявки."
     text = number.strip()
+    if (bidi := _BIDI_RE.search(text)) is not None:
+        return (f"Номер содержит символ управления направлением текста ({_code_point(bidi.group())}): "
+                "он переставляет знаки на экране, номер выглядит не тем, что есть. Уберите его.")
+    found = _INVISIBLE_RE.search(text)
+    hidden = found.group() if found is not None else next((ch for ch in text if ch in _BLANK_LETTERS), None)
+    if hidden is not None:
+        return (f"Номер содержит невидимый символ ({_code_point(hidden)}): на экране и в письме его не видно, "
+                "а номер с ним — другой. Уберите его.")
     # The case-folded form is bounded too: it becomes the storage key, and a few letters fold
     # into several («ß» → «ss», «ΐ» → three), which would push the key past Table Storage's limit.
     if len(text) > NUMBER_MAX or len(normalize_number(text)) > NUMBER_MAX:
@@ -72,6 +96,16 @@ def number_error(number: object) -> str | None:
     return None
 
 
+def clean_typed_text(value: str) -> str:
+    """Return typed text as stored: CRLF as LF, bidi controls and default-ignorable characters removed."""
+    return _INVISIBLE_RE.sub("", value.replace("\r\n", "\n"))
+
+
+def _control_in(value: str) -> str | None:
+    return next((ch for ch in value if unicodedata.category(ch) == "Cc" and ch not in _TYPED_CONTROLS_ALLOWED),
+                None)
+
+
 def _text_error(value: object, limit: int, what: str) -> str | None:
     if not isinstance(value, str):
         return f"{what}: ожидается текст."
@@ -79,7 +113,11 @@ def _text_error(value: object, limit: int, what: str) -> str | None:
         return f"{what}: недопустимый символ NUL."
     if _SURROGATE_RE.search(value):  # JSON "\ud800": not text, cannot be stored or shown as UTF-8
         return f"{what}: недопустимые символы (одиночные суррогаты UTF-16)."
-    if len(value) > limit:
+    # Escape sequences, BEL, a lone CR: they repaint terminals and forge lines in logs and mail.
+    if (control := _control_in(value.replace("\r\n", "\n"))) is not None:
+        return (f"{what}: недопустимый управляющий символ {_code_point(control)} "
+                "(из управляющих разрешены только перевод строки и табуляция).")
+    if len(clean_typed_text(value)) > limit:
         return f"{what}: не длиннее {limit} символов."
     return None
 
@@ -97,7 +135,7 @@ def validate_new_request(number: object, position: object, description: object) 
         errors["description"] = err
     if errors:
         raise ValidationError(errors)
-    return str(number).strip(), str(position).strip(), str(description).strip()
+    return str(number).strip(), clean_typed_text(str(position)).strip(), clean_typed_text(str(description)).strip()
 
 
 def validate_edit(number: object = None, position: object = None, description: object = None) -> dict[str, str]:
@@ -132,7 +170,7 @@ def validate_status_change(status: object, comment: object) -> tuple[str, str]:
         errors["comment"] = err
     if errors:
         raise ValidationError(errors)
-    return str(status), str(comment).strip()
+    return str(status), clean_typed_text(str(comment)).strip()
 
 
 @dataclass(frozen=True)

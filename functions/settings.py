@@ -4,15 +4,17 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cached_property, lru_cache
-from typing import Mapping
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .deadlines import ServiceLevel, parse_levels, resolve_level
 from email_validator import EmailNotValidError, validate_email
 
-from .workhours import WorkingCalendar, WorkHours, parse_holidays, parse_work_hours
+from .deadlines import ServiceLevel, parse_levels, resolve_level
+from .workhours import WorkHours, WorkingCalendar, parse_holidays, parse_work_hours
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +58,13 @@ SETTING_NAMES: tuple[str, ...] = (
     "OMIS_MAIL_SEND",
     "OMIS_CONTRACTOR_EMAIL",
     "OMIS_AUTO_NUDGE",
+    "OMIS_AUTH_ISSUER",
+    "OMIS_AUTH_CLIENT_ID",
+    "OMIS_AUTH_TOKEN_STORE",
 )
+# Set by App Service on every plan (Flex Consumption included) and by neither Functions Core
+# Tools nor `python -m functions serve`; see functions/auth.py for why these and not others.
+AZURE_MARKERS: tuple[str, ...] = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "LEGION_SERVICE_HOST")
 
 
 class SettingsError(ValueError):
@@ -78,7 +86,7 @@ class Settings:
     delay_minutes: int
     alert_repeat_minutes: int
     work_hours: WorkHours | None
-    holidays: frozenset = field(default_factory=frozenset)
+    holidays: frozenset[date] = field(default_factory=frozenset)
     mail_schedule: str = DEFAULT_SCHEDULE
     alert_schedule: str = DEFAULT_SCHEDULE
     outlook_email: str | None = None
@@ -93,7 +101,7 @@ class Settings:
     authority_host: str = "https://login.microsoftonline.com"
     telegram_token: str | None = None
     telegram_chat_id: str | None = None
-    telegram_thread_id: str | None = None
+    telegram_thread_id: int | None = None
     telegram_api_url: str = "https://api.telegram.org"
     # Service levels in OMIS_SLA_LEVELS order; left out of the hash (a dict is not hashable).
     sla_levels: Mapping[str, ServiceLevel] = field(default_factory=dict, hash=False)
@@ -104,6 +112,10 @@ class Settings:
     mail_send: bool = False
     contractor_emails: tuple[str, ...] = ()
     auto_nudge: bool = False
+    in_azure: bool = False
+    auth_issuer: str | None = None
+    auth_client_id: str | None = None
+    auth_token_store: bool = False
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -221,22 +233,13 @@ def _escalation(env: Mapping[str, str]) -> tuple[int | None, str | None, int | N
     return minutes, chat_id, thread_id
 
 
-def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
     raw = _text(env, name)
     if raw is None:
-        return default
+        return None
     if not raw.lower().startswith(("https://", "http://")):
         raise SettingsError(f"{name}: ожидается адрес вида https://…, получено «{raw}»")
     return raw.rstrip("/")
-
-
-def _on_off(env: Mapping[str, str], name: str) -> bool:
-    raw = _text(env, name)
-    if raw is None or raw.lower() == "off":
-        return False
-    if raw.lower() == "on":
-        return True
-    raise SettingsError(f"{name}: ожидается on или off, получено «{raw}»")
 
 
 def parse_addresses(raw: str, name: str) -> tuple[str, ...]:
@@ -263,6 +266,43 @@ def _contractor_emails(env: Mapping[str, str], mailbox: str | None) -> tuple[str
             raise SettingsError(f"OMIS_CONTRACTOR_EMAIL: «{address}» — это сам общий ящик OMIS_OUTLOOK_EMAIL; "
                                 "OMIS не пишет сам себе")
     return addresses
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    return _optional_url(env, name) or default
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) == 0:
+        raise SettingsError(f"{name}: ожидается целое положительное число, получено «{raw}»")
+    return int(raw)
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = (_text(env, name) or "off").lower()
+    if raw not in ("on", "off"):
+        raise SettingsError(f"{name}: ожидается on или off, получено «{raw}»")
+    return raw == "on"
+
+
+def running_in_azure(env: Mapping[str, str]) -> bool:
+    """Say whether this process runs in Azure App Service / Functions (not Core Tools, not `serve`)."""
+    return any((env.get(name) or "").strip() for name in AZURE_MARKERS)
+
+
+def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    in_azure = running_in_azure(env)
+    issuer = _optional_url(env, "OMIS_AUTH_ISSUER")
+    client_id = _text(env, "OMIS_AUTH_CLIENT_ID")
+    token_store = _switch(env, "OMIS_AUTH_TOKEN_STORE")
+    if in_azure and token_store:
+        missing = [name for name, value in (("OMIS_AUTH_ISSUER", issuer), ("OMIS_AUTH_CLIENT_ID", client_id))
+                   if not value]
+        if missing:
+            raise SettingsError(f"{', '.join(missing)}: нужны для проверки входа при OMIS_AUTH_TOKEN_STORE=on")
+    return {"in_azure": in_azure, "auth_issuer": issuer, "auth_client_id": client_id,
+            "auth_token_store": token_store}
 
 
 def _schedule(env: Mapping[str, str], name: str) -> str:
@@ -290,7 +330,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError(f"OMIS_HOLIDAYS: {exc}") from None
     prefix = _text(env, "OMIS_TABLE_PREFIX") or "omis"
     if not (prefix.isascii() and prefix.isalnum() and prefix[0].isalpha() and len(prefix) <= 40):
-        raise SettingsError(f"OMIS_TABLE_PREFIX: только латинские буквы и цифры, с буквы, до 40 символов; получено «{prefix}»")
+        raise SettingsError("OMIS_TABLE_PREFIX: только латинские буквы и цифры, с буквы, до 40 символов; "
+                            f"получено «{prefix}»")
     secret = _text(env, "OMIS_SECRET_KEY")
     delay = _int(env, "OMIS_DELAY_MINUTES", 60, 1, 525_600)
     levels, default_level = _levels(env, delay)
@@ -298,12 +339,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         tables_connection_string=(_text(env, "OMIS_TABLES_CONNECTION_STRING")
                                   or _text(env, "AzureWebJobsStorage") or DEV_STORAGE),
-        tables_endpoint=_url(env, "OMIS_TABLES_ENDPOINT", None),
+        tables_endpoint=_optional_url(env, "OMIS_TABLES_ENDPOINT"),
         table_prefix=prefix,
         secret_key=secret or secrets.token_urlsafe(32),
         secret_key_is_random=secret is None,
         timezone_name=tz_name,
-        public_url=_url(env, "OMIS_PUBLIC_URL", None),
+        public_url=_optional_url(env, "OMIS_PUBLIC_URL"),
         dev_user=_text(env, "OMIS_DEV_USER") or "Инженер",
         delay_minutes=delay,
         alert_repeat_minutes=_int(env, "OMIS_ALERT_REPEAT_MINUTES", 60, 1, 525_600),
@@ -323,16 +364,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         authority_host=_url(env, "OMIS_AUTHORITY_HOST", "https://login.microsoftonline.com"),
         telegram_token=_text(env, "OMIS_TELEGRAM_TOKEN"),
         telegram_chat_id=_text(env, "OMIS_TELEGRAM_CHAT_ID"),
-        telegram_thread_id=_text(env, "OMIS_TELEGRAM_THREAD_ID"),
+        telegram_thread_id=_positive_int(env, "OMIS_TELEGRAM_THREAD_ID"),
         telegram_api_url=_url(env, "OMIS_TELEGRAM_API_URL", "https://api.telegram.org"),
         sla_levels=levels,
         sla_default=default_level,
         escalation_minutes=escalation_minutes,
         escalation_chat_id=escalation_chat_id,
         escalation_thread_id=escalation_thread_id,
-        mail_send=_on_off(env, "OMIS_MAIL_SEND"),
+        mail_send=_switch(env, "OMIS_MAIL_SEND"),
         contractor_emails=_contractor_emails(env, _text(env, "OMIS_OUTLOOK_EMAIL")),
-        auto_nudge=_on_off(env, "OMIS_AUTO_NUDGE"),
+        auto_nudge=_switch(env, "OMIS_AUTO_NUDGE"),
+        **_auth_settings(env),
     )
 
 

@@ -81,7 +81,7 @@ def parse_work_hours(text: str) -> WorkHours | None:
             raise ValueError(f"неверное время в «{part}»") from None
         if end <= start:
             raise ValueError(f"конец рабочего времени раньше начала в «{part}»")
-        days = range(d1, d2 + 1) if d1 <= d2 else [*range(d1, 7), *range(0, d2 + 1)]
+        days = range(d1, d2 + 1) if d1 <= d2 else [*range(d1, 7), *range(d2 + 1)]
         intervals.extend((day, start, end) for day in days)
     return WorkHours(tuple(intervals)) if intervals else None
 

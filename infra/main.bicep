@@ -4,9 +4,12 @@
 // Deployed by the Azure Developer CLI (`azd up`); see docs/deploy.md.
 //
 // Every setting of functions/settings.py SETTING_NAMES is an app setting of the same
-// name below (tests/infra checks it). Non-secret settings are parameters named like
-// the setting, with the SPEC §7 default as the parameter default; azd fills them from
-// `azd env set OMIS_... value` and uses the default when the variable is empty.
+// name below (tests/infra checks it). Non-secret settings an operator chooses are
+// parameters named like the setting, with the SPEC §7 default as the parameter default;
+// azd fills them from `azd env set OMIS_... value` (and from the shell's environment:
+// main.parameters.json names no setting that only makes sense on a workstation, such as
+// OMIS_OUTLOOK_CERTIFICATE_PATH). The timer schedules fall back to their default when
+// empty, since the Functions host reads them itself and an empty one stops the timer.
 
 targetScope = 'subscription'
 
@@ -56,8 +59,11 @@ param authClientId string
 @description('Client secret of the sign-in app registration; stored in Key Vault.')
 param authClientSecret string
 
-@description('Tenant of the sign-in app registration; empty for the deployment\'s tenant.')
+@description('Tenant (id) of the sign-in app registration; empty for the deployment\'s tenant.')
 param authTenantId string = tenant().tenantId
+
+@description('Keep users\' tokens (App Service token store), so OMIS also verifies each request\'s ID token; see docs/deploy.md.')
+param authTokenStore bool = false
 
 // ---- OMIS settings (SPEC §7) --------------------------------------------------
 
@@ -69,9 +75,6 @@ param OMIS_TIMEZONE string = 'Europe/Moscow'
 
 @description('Base URL for links in reminders; empty for https://<app host name>.')
 param OMIS_PUBLIC_URL string = ''
-
-@description('Author when no signed-in user (in Azure every request is signed in).')
-param OMIS_DEV_USER string = 'Инженер'
 
 @description('accept/update minutes of the one default level when OMIS_SLA_LEVELS is empty.')
 param OMIS_DELAY_MINUTES string = '60'
@@ -114,9 +117,6 @@ param OMIS_OUTLOOK_TENANT_ID string = ''
 
 @description('Application (client) id of the Graph app registration.')
 param OMIS_OUTLOOK_CLIENT_ID string = ''
-
-@description('Path of a PEM (private key + certificate) instead of a client secret; see docs/deploy.md before using it in Azure.')
-param OMIS_OUTLOOK_CERTIFICATE_PATH string = ''
 
 @description('Mail folder path, "/"-separated.')
 param OMIS_OUTLOOK_FOLDER string = 'Inbox'
@@ -240,6 +240,13 @@ module rbac 'modules/rbac.bicep' = {
   }
 }
 
+// What App Service Authentication trusts, and OMIS checks ID tokens against (functions/auth.py).
+var authTenant = !empty(authTenantId) ? authTenantId : tenant().tenantId
+var authIssuer = '${environment().authentication.loginEndpoint}${authTenant}/v2.0'
+var defaultSchedule = '0 */10 * * * *'
+var mailSchedule = empty(trim(OMIS_MAIL_SCHEDULE)) ? defaultSchedule : OMIS_MAIL_SCHEDULE
+var alertSchedule = empty(trim(OMIS_ALERT_SCHEDULE)) ? defaultSchedule : OMIS_ALERT_SCHEDULE
+
 var outlookSecretUri = keyVault.outputs.outlookClientSecretUri
 var telegramTokenUri = keyVault.outputs.telegramTokenUri
 
@@ -253,7 +260,8 @@ var omisSettings = {
   OMIS_SECRET_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.omisSecretKeyUri})'
   OMIS_TIMEZONE: OMIS_TIMEZONE
   OMIS_PUBLIC_URL: OMIS_PUBLIC_URL
-  OMIS_DEV_USER: OMIS_DEV_USER
+  // In Azure every request is signed in; the local default author is never used.
+  OMIS_DEV_USER: ''
   OMIS_DELAY_MINUTES: OMIS_DELAY_MINUTES
   OMIS_SLA_LEVELS: OMIS_SLA_LEVELS
   OMIS_SLA_DEFAULT: OMIS_SLA_DEFAULT
@@ -263,13 +271,14 @@ var omisSettings = {
   OMIS_ESCALATION_THREAD_ID: OMIS_ESCALATION_THREAD_ID
   OMIS_WORK_HOURS: OMIS_WORK_HOURS
   OMIS_HOLIDAYS: OMIS_HOLIDAYS
-  OMIS_MAIL_SCHEDULE: OMIS_MAIL_SCHEDULE
-  OMIS_ALERT_SCHEDULE: OMIS_ALERT_SCHEDULE
+  OMIS_MAIL_SCHEDULE: mailSchedule
+  OMIS_ALERT_SCHEDULE: alertSchedule
   OMIS_OUTLOOK_EMAIL: OMIS_OUTLOOK_EMAIL
   OMIS_OUTLOOK_TENANT_ID: OMIS_OUTLOOK_TENANT_ID
   OMIS_OUTLOOK_CLIENT_ID: OMIS_OUTLOOK_CLIENT_ID
   OMIS_OUTLOOK_CLIENT_SECRET: empty(outlookSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${outlookSecretUri})'
-  OMIS_OUTLOOK_CERTIFICATE_PATH: OMIS_OUTLOOK_CERTIFICATE_PATH
+  // Flex Consumption has no way to a certificate file (docs/deploy.md, 3в): secret only.
+  OMIS_OUTLOOK_CERTIFICATE_PATH: ''
   OMIS_OUTLOOK_FOLDER: OMIS_OUTLOOK_FOLDER
   OMIS_OUTLOOK_LOOKBACK_MINUTES: OMIS_OUTLOOK_LOOKBACK_MINUTES
   OMIS_OUTLOOK_MAX_MESSAGES: OMIS_OUTLOOK_MAX_MESSAGES
@@ -282,6 +291,9 @@ var omisSettings = {
   OMIS_TELEGRAM_CHAT_ID: OMIS_TELEGRAM_CHAT_ID
   OMIS_TELEGRAM_THREAD_ID: OMIS_TELEGRAM_THREAD_ID
   OMIS_TELEGRAM_API_URL: OMIS_TELEGRAM_API_URL
+  OMIS_AUTH_ISSUER: authIssuer
+  OMIS_AUTH_CLIENT_ID: authClientId
+  OMIS_AUTH_TOKEN_STORE: authTokenStore ? 'on' : 'off'
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -315,7 +327,8 @@ module auth 'modules/auth.bicep' = {
   params: {
     siteName: functionApp.outputs.name
     clientId: authClientId
-    tenantId: !empty(authTenantId) ? authTenantId : tenant().tenantId
+    issuer: authIssuer
+    tokenStore: authTokenStore
   }
 }
 

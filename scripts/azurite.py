@@ -1,6 +1,7 @@
 """Start and stop a local Azurite table service (shared by the dev command, the tests and benchmarks)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -54,10 +55,15 @@ def start_azurite(port: int, location: Path | None = None, log: Path | None = No
     else:
         location.mkdir(parents=True, exist_ok=True)
         cmd += ["--location", str(location)]
-    out = open(log, "ab") if log else subprocess.DEVNULL
-    flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            cwd=str(ROOT), creationflags=flags, start_new_session=sys.platform != "win32")
+    # The child keeps its own handle on the log; ours is closed once it is started. Its own
+    # process group: Ctrl-C in the console must not stop it before stop_azurite saves its data.
+    with (log.open("ab") if log else contextlib.nullcontext(subprocess.DEVNULL)) as out:
+        if sys.platform == "win32":
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=str(ROOT), creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+        else:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=str(ROOT), start_new_session=True)
     deadline = time.monotonic() + 60
     while not port_open(port):
         if proc.poll() is not None:

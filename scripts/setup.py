@@ -32,7 +32,7 @@ def _fingerprint(*files: Path) -> str:
 
 def ensure_python_packages() -> Path:
     """Create .venv and install requirements-dev.txt when they are missing or changed; return its Python."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this runs under whatever python3 the user has
         sys.exit(f"Нужен Python 3.11 или новее, а запущен {sys.version.split()[0]}.")
     python = venv_python()
     if not python.exists():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.setup import ROOT, ensure_all, say  # noqa: E402
+from scripts.setup import ROOT, ensure_all, say
 
 NO_TESTS_COLLECTED = 5
 

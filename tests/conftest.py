@@ -18,17 +18,17 @@ _prefixes = itertools.count(1)
 @pytest.fixture(autouse=True)
 def no_local_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep a developer's local.settings.json (real tokens, perhaps) out of every test."""
-    from functions import cli
+    from functions.cli import main as dispatcher
 
-    monkeypatch.setattr(cli, "load_local_settings", lambda *args, **kwargs: [])
+    monkeypatch.setattr(dispatcher, "load_local_settings", lambda *args, **kwargs: [])
 
 
 @pytest.fixture
 def cli_main():
     """Run `python -m functions …` in process: cli_main([...]) -> exit status."""
-    from functions import cli
+    from functions.cli import main as dispatcher
 
-    return cli.main
+    return dispatcher.main
 
 
 @pytest.fixture(scope="session")

@@ -3,35 +3,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..cli import options
+from ..cli.errors import EXIT_FAILED, EXIT_OK, UsageError
 from ..settings import get_settings
 
 if TYPE_CHECKING:
     from .remind import ReminderReport
 
 logger = logging.getLogger(__name__)
-
-# The same as functions.cli's; not imported from there, so cli may import this module at its top.
-EXIT_OK, EXIT_FAILED = 0, 1
-
-
-def _usage_error(message: str) -> Exception:
-    from ..cli import UsageError
-
-    return UsageError(message)
-
-
-def _non_negative_minutes(value: str) -> int:
-    try:
-        minutes = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"ожидается целое число минут, получено «{value}»") from None
-    if not 0 <= minutes <= 525_600:
-        raise argparse.ArgumentTypeError(f"от 0 до 525600 минут, получено {minutes}")
-    return minutes
 
 
 def run_notify(minutes: int | None = None, dry_run: bool = False,
@@ -54,12 +38,12 @@ def send_test_message() -> int:
     missing = [name for name, value in (("OMIS_TELEGRAM_TOKEN", settings.telegram_token),
                                         ("OMIS_TELEGRAM_CHAT_ID", settings.telegram_chat_id)) if not value]
     if missing:
-        raise _usage_error(f"для проверочного сообщения не заданы: {', '.join(missing)}")
+        raise UsageError(f"для проверочного сообщения не заданы: {', '.join(missing)}")
     if send_message(TEST_MESSAGE, settings=settings):
         where = f", тема {settings.telegram_thread_id}" if settings.telegram_thread_id else ""
         print(f"Проверочное сообщение отправлено в чат {settings.telegram_chat_id}{where}.")
         return EXIT_OK
-    print("Проверочное сообщение не отправлено: причина — в журнале выше.")
+    print("Проверочное сообщение не отправлено: причина — в журнале выше.", file=sys.stderr)
     return EXIT_FAILED
 
 
@@ -67,7 +51,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     """Send one pass of reminders and print what it did."""
     if args.test_message:
         if args.dry_run or args.minutes is not None:
-            raise _usage_error("--test-message не сочетается с --dry-run и --minutes")
+            raise UsageError("--test-message не сочетается с --dry-run и --minutes")
         return send_test_message()
     code, report = run_notify(args.minutes, args.dry_run)
     print(report.summary())
@@ -82,11 +66,11 @@ def cmd_telegram_chats(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if not settings.telegram_token:
-        raise _usage_error("OMIS_TELEGRAM_TOKEN не задан: укажите токен бота (его выдаёт @BotFather).")
+        raise UsageError("OMIS_TELEGRAM_TOKEN не задан: укажите токен бота (его выдаёт @BotFather).")
     try:
         chats = list_chats(settings)
     except TelegramError as exc:
-        print(f"Ошибка: {exc}")
+        print(f"Ошибка: {exc}", file=sys.stderr)
         return EXIT_FAILED
     if not chats:
         print("Бот пока не видел ни одного чата. Добавьте бота в группу и напишите там любое сообщение\n"
@@ -117,7 +101,7 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     else:
         by_name = {scenario.name: scenario for scenario in loaded}
         if args.scenario not in by_name:
-            raise _usage_error(f"сценария «{args.scenario}» нет в {path.name}; есть: {', '.join(by_name)}")
+            raise UsageError(f"сценария «{args.scenario}» нет в {path.name}; есть: {', '.join(by_name)}")
         chosen = [by_name[args.scenario]]
     scenarios.check_storage_allowed(get_settings(), args.allow_remote)
     failed = 0
@@ -129,10 +113,10 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the reminder commands to the command line."""
     p = sub.add_parser("notify", help="один проход напоминаний в Telegram")
-    p.add_argument("--minutes", type=_non_negative_minutes, default=None,
+    p.add_argument("--minutes", type=options.minutes, default=None, metavar="N",
                    help="только заявки, срок которых прошёл не меньше N минут назад (0 — все просроченные)")
     p.add_argument("--dry-run", action="store_true", help="только показать текст в журнале, не отправлять")
     p.add_argument("--test-message", action="store_true",

@@ -20,6 +20,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from ..cli.errors import UsageError
 from ..settings import Settings, get_settings, load_settings
 from ..storage import StorageUnavailable, Store
 
@@ -45,12 +46,6 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
 }
 MAIL_COUNTS = {"read": "прочитано", "applied": "применено", "already_applied": "повторов",
                "unmatched": "неразобранных", "errors": "ошибок"}
-
-
-def _usage_error(message: str) -> Exception:
-    from ..cli import UsageError
-
-    return UsageError(message)
 
 
 @dataclass(frozen=True)
@@ -80,24 +75,24 @@ class ExpectationFailed(Exception):
 
 def _check_step(where: str, step: object) -> dict[str, Any]:
     if not isinstance(step, dict) or step.get("do") not in STEP_FIELDS:
-        raise _usage_error(f"{where}: у шага должно быть поле \"do\" — одно из: {', '.join(STEP_FIELDS)}")
+        raise UsageError(f"{where}: у шага должно быть поле \"do\" — одно из: {', '.join(STEP_FIELDS)}")
     unknown = set(step) - {"do", "note", *STEP_FIELDS[step["do"]]}
     if unknown:
-        raise _usage_error(f"{where}: неизвестные поля шага «{step['do']}»: {', '.join(sorted(unknown))}")
+        raise UsageError(f"{where}: неизвестные поля шага «{step['do']}»: {', '.join(sorted(unknown))}")
     kind = step["do"]
     lists = {"create": "requests", "deliver": "messages"}
     if kind in lists and not (isinstance(step.get(lists[kind]), list) and step[lists[kind]]):
-        raise _usage_error(f"{where}: шагу «{kind}» нужен непустой список \"{lists[kind]}\"")
+        raise UsageError(f"{where}: шагу «{kind}» нужен непустой список \"{lists[kind]}\"")
     if kind == "expect_reminded" and not isinstance(step.get("numbers"), list):
-        raise _usage_error(f"{where}: шагу «expect_reminded» нужен список \"numbers\" ([] — напоминаний нет)")
+        raise UsageError(f"{where}: шагу «expect_reminded» нужен список \"numbers\" ([] — напоминаний нет)")
     if kind == "expect_status" and not (isinstance(step.get("requests"), dict) and step["requests"]):
-        raise _usage_error(f"{where}: шагу «expect_status» нужен объект \"requests\": {{номер: статус}}")
+        raise UsageError(f"{where}: шагу «expect_status» нужен объект \"requests\": {{номер: статус}}")
     if kind == "advance" and not any(isinstance(step.get(k), int) and step[k] > 0 for k in STEP_FIELDS[kind]):
-        raise _usage_error(f"{where}: шагу «advance» нужно положительное целое minutes, hours или days")
+        raise UsageError(f"{where}: шагу «advance» нужно положительное целое minutes, hours или days")
     if kind == "run_mail" and set(step.get("expect") or {}) - set(MAIL_COUNTS):
-        raise _usage_error(f"{where}: в \"expect\" шага «run_mail» допустимы {', '.join(MAIL_COUNTS)}")
+        raise UsageError(f"{where}: в \"expect\" шага «run_mail» допустимы {', '.join(MAIL_COUNTS)}")
     if kind == "set_status" and not (step.get("number") and step.get("status")):
-        raise _usage_error(f"{where}: шагу «set_status» нужны \"number\" и \"status\"")
+        raise UsageError(f"{where}: шагу «set_status» нужны \"number\" и \"status\"")
     return step
 
 
@@ -106,32 +101,32 @@ def load_scenarios(path: Path = DEFAULT_FILE) -> list[Scenario]:
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
-        raise _usage_error(f"файл сценариев {path} не прочитан: {exc.strerror or exc}") from None
+        raise UsageError(f"файл сценариев {path} не прочитан: {exc.strerror or exc}") from None
     except ValueError as exc:
-        raise _usage_error(f"файл сценариев {path}: неверный JSON ({exc})") from None
+        raise UsageError(f"файл сценариев {path}: неверный JSON ({exc})") from None
     items = data.get("scenarios") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
-        raise _usage_error(f"файл сценариев {path}: нужен объект со списком \"scenarios\"")
+        raise UsageError(f"файл сценариев {path}: нужен объект со списком \"scenarios\"")
     loaded: list[Scenario] = []
     for index, item in enumerate(items, start=1):
         name = item.get("name") if isinstance(item, dict) else None
         where = f"{path.name}, сценарий {name or index}"
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,60}", name):
-            raise _usage_error(f"{where}: \"name\" — латинские буквы, цифры, - и _")
+            raise UsageError(f"{where}: \"name\" — латинские буквы, цифры, - и _")
         if any(s.name == name for s in loaded):
-            raise _usage_error(f"{where}: имя повторяется")
+            raise UsageError(f"{where}: имя повторяется")
         try:
             start = datetime.fromisoformat(item.get("start") or DEFAULT_START)
         except (TypeError, ValueError):
-            raise _usage_error(f"{where}: \"start\" — время ISO 8601 с поясом, например {DEFAULT_START}") from None
+            raise UsageError(f"{where}: \"start\" — время ISO 8601 с поясом, например {DEFAULT_START}") from None
         if start.tzinfo is None:
-            raise _usage_error(f"{where}: у \"start\" нужен часовой пояс (например +03:00)")
+            raise UsageError(f"{where}: у \"start\" нужен часовой пояс (например +03:00)")
         settings = item.get("settings") or {}
         if not isinstance(settings, dict) or set(settings) - set(SCENARIO_SETTINGS):
-            raise _usage_error(f"{where}: в \"settings\" допустимы только {', '.join(SCENARIO_SETTINGS)}")
+            raise UsageError(f"{where}: в \"settings\" допустимы только {', '.join(SCENARIO_SETTINGS)}")
         steps = item.get("steps")
         if not isinstance(steps, list) or not steps:
-            raise _usage_error(f"{where}: нужен непустой список \"steps\"")
+            raise UsageError(f"{where}: нужен непустой список \"steps\"")
         checked = tuple(_check_step(f"{where}, шаг {n}", step) for n, step in enumerate(steps, start=1))
         loaded.append(Scenario(name, str(item.get("title") or name), str(item.get("description") or ""),
                                start.astimezone(timezone.utc), {k: str(v) for k, v in settings.items()}, checked))
@@ -143,15 +138,15 @@ def check_storage_allowed(settings: Settings, allow_remote: bool) -> None:
     if settings.storage_is_emulator or allow_remote:
         return
     where = settings.tables_endpoint or "хранилище из OMIS_TABLES_CONNECTION_STRING"
-    raise _usage_error(f"сценарии записывают тестовые данные, а настроено не локальное хранилище ({where}). "
-                       "Запустите их с Azurite или добавьте --allow-remote: данные пишутся в отдельные "
-                       "таблицы сценария и удаляются после прогона.")
+    raise UsageError(f"сценарии записывают тестовые данные, а настроено не локальное хранилище ({where}). "
+                     "Запустите их с Azurite или добавьте --allow-remote: данные пишутся в отдельные "
+                     "таблицы сценария и удаляются после прогона.")
 
 
 def scenario_settings(base: dict[str, str], scenario: Scenario, prefix: str) -> Settings:
     """Return the settings a scenario runs under: the user's, with the scenario's own and its tables."""
     env = {**base, **SCENARIO_DEFAULTS, **scenario.settings, "OMIS_TABLE_PREFIX": prefix,
-           **{name: "" for name in CLEARED_SETTINGS}}
+           **dict.fromkeys(CLEARED_SETTINGS, "")}
     if scenario.settings.get("OMIS_ESCALATION_MINUTES"):
         env["OMIS_ESCALATION_CHAT_ID"] = "scenario-escalation"   # captured like the team chat
     return load_settings({k: v for k, v in env.items() if v})

@@ -5,8 +5,9 @@ import html
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -156,9 +157,9 @@ class _BotApi:
             body = None
         if not isinstance(body, dict):
             return _Reply(False, response.status_code, f"HTTP {response.status_code}, ответ не в формате Bot API")
-        parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        parameters = body["parameters"] if isinstance(body.get("parameters"), dict) else {}
         ok = bool(body.get("ok")) and response.status_code == 200
-        code = body.get("error_code") if isinstance(body.get("error_code"), int) else response.status_code
+        code = body["error_code"] if isinstance(body.get("error_code"), int) else response.status_code
         description = self.scrub(str(body.get("description") or f"HTTP {response.status_code}"))
         return _Reply(ok, code, description, parameters, body.get("result"))
 
@@ -198,16 +199,9 @@ def _retry_after(reply: _Reply) -> float:
         return 1.0
 
 
-def _thread_id(value: str) -> int | str:
-    try:
-        return int(value)
-    except ValueError:
-        return value
-
-
 def send_message(text: str, *, settings: Settings | None = None, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, timeout: Timeout = API_TIMEOUT,
-                 chat_id: str | None = None, thread_id: int | str | None = None) -> bool:
+                 chat_id: str | None = None, thread_id: int | None = None) -> bool:
     """Send an HTML text to the team's chat (or `chat_id`/`thread_id`), split to Telegram's limit.
 
     True when every part was accepted.
@@ -223,11 +217,12 @@ def send_message(text: str, *, settings: Settings | None = None, session: reques
     base_payload: dict[str, Any] = {
         "chat_id": chat_id or settings.telegram_chat_id,
         "parse_mode": "HTML",
-        "disable_web_page_preview": True,
+        # Links to OMIS in a digest would each unfold into a preview card.
+        "link_preview_options": {"is_disabled": True},
     }
     thread = thread_id if chat_id else settings.telegram_thread_id
-    if thread:
-        base_payload["message_thread_id"] = _thread_id(str(thread))
+    if thread is not None:
+        base_payload["message_thread_id"] = int(thread)
     api = _BotApi(settings, session, sleep, timeout)
     try:
         for index, part in enumerate(parts, start=1):

@@ -5,7 +5,8 @@ import argparse
 import logging
 import sys
 
-from ..cli import EXIT_FAILED, EXIT_OK, UsageError
+from ..cli import options
+from ..cli.errors import EXIT_FAILED, EXIT_OK, UsageError
 from .sync import MailError, MailReport, MailSettingsMissing, process_mailbox
 
 logger = logging.getLogger(__name__)
@@ -15,8 +16,8 @@ def run_mail_pass(fake: bool = False) -> tuple[int, MailReport | None]:
     """Run one mail pass for a command, print its report; return the exit status and the report.
 
     fake=False decides by the settings (Outlook, else the samples on the emulator); fake=True
-    asks for the samples. Missing settings raise cli.UsageError (exit 2); a Graph failure is
-    printed to stderr and returns exit status 1; StorageUnavailable propagates to cli.main.
+    asks for the samples. Missing settings raise UsageError (exit 2); a Graph failure is
+    printed to stderr and returns exit status 1; StorageUnavailable propagates to the dispatcher (cli/main.py).
     """
     try:
         report = process_mailbox(use_fake=True if fake else None)
@@ -34,12 +35,13 @@ def cmd_mail(args: argparse.Namespace) -> int:
     return run_mail_pass(fake=args.fake)[0]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `mail` command."""
     parser = subparsers.add_parser("mail", help="один проход по почтовому ящику подрядчика, с отчётом",
                                    description="Читает новые письма подрядчика и обновляет заявки.")
     parser.add_argument("--fake", action="store_true",
                         help="встроенные примеры писем вместо Outlook (только с эмулятором хранилища)")
     # SUPPRESS: without the option the top-level --log-level (or its default) stays in force.
-    parser.add_argument("--log-level", default=argparse.SUPPRESS, help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument("--log-level", type=options.log_level, default=argparse.SUPPRESS, metavar="L",
+                        help="подробность журнала: DEBUG, INFO, WARNING или ERROR")
     parser.set_defaults(handler=cmd_mail)

@@ -85,6 +85,21 @@ def _clean(value: Any) -> str:
     return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+# Control characters but LF and TAB (C0, DEL, C1), and the bidi controls (U+061C, U+200E/F,
+# U+202A-U+202E, U+2066-U+2069): removed from what a mail says.
+_MAIL_REMOVED = dict.fromkeys((*range(0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20), *range(0x7F, 0xA0),
+                               0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def clean_mail_text(value: Any) -> str:
+    """Return mail text fit to store, show and log: no control characters but LF and TAB, no bidi controls.
+
+    CRLF becomes LF, a lone CR goes, lone surrogates become U+FFFD. Apply it to any text that
+    comes from a mail (Graph or the sample mailbox) before it is parsed or stored.
+    """
+    return _clean(value).replace("\r\n", "\n").translate(_MAIL_REMOVED)
+
+
 def message_from_graph(item: dict[str, Any]) -> GraphMessage | None:
     """Turn one delta entry into a GraphMessage, or None when it carries no received time."""
     received = parse_graph_time(item.get("receivedDateTime"))
@@ -96,10 +111,10 @@ def message_from_graph(item: dict[str, Any]) -> GraphMessage | None:
         graph_id=_clean(item["id"]),
         internet_message_id=_clean(item.get("internetMessageId")) or None,
         conversation_id=_clean(item.get("conversationId")) or None,
-        subject=_clean(item.get("subject")),
-        body=_clean(_body_text(item.get("body"))),
-        unique_body=_clean(_body_text(item.get("uniqueBody"))) or None,
-        sender_name=_clean(sender.get("name")).strip(),
-        sender_address=_clean(sender.get("address")).strip(),
+        subject=clean_mail_text(item.get("subject")),
+        body=clean_mail_text(_body_text(item.get("body"))),
+        unique_body=clean_mail_text(_body_text(item.get("uniqueBody"))) or None,
+        sender_name=clean_mail_text(sender.get("name")).strip(),
+        sender_address=clean_mail_text(sender.get("address")).strip(),
         received=received,
     )

@@ -6,8 +6,15 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
-from ..model import MAIL_COMMENT_MAX, STATUS_ACCEPTED, STATUS_CLARIFY, STATUS_DONE, STATUS_REJECTED
-from ..model import normalize_number, number_error
+from ..model import (
+    MAIL_COMMENT_MAX,
+    STATUS_ACCEPTED,
+    STATUS_CLARIFY,
+    STATUS_DONE,
+    STATUS_REJECTED,
+    normalize_number,
+    number_error,
+)
 from ..workhours import WorkingCalendar
 from .promises import find_promise, names_time
 
@@ -18,8 +25,8 @@ STATUS_KEYWORDS: dict[str, tuple[str, ...]] = {
         # «отказ оборудования» is a failure, not a refusal: only a bare «отказ» or «отказ от/в/по».
         r"отказ(?=\s*(?:[.,;:!?)]|$)|\s+(?:от|в|по)\s)",
         r"отказ(?:ано|ываем|ываемся|ались|ался|алась|ать|аться)",
-        r"не\s+(?:можем|сможем|будем|получится|имеем\s+возможности|представляется\s+возможным)\s+"
-        r"(?:[^\s,;:!?]+\s+)?(?:выполн\w*|приня\w*|взять|провести|произвести)",
+        (r"не\s+(?:можем|сможем|будем|получится|имеем\s+возможности|представляется\s+возможным)\s+"
+         r"(?:[^\s,;:!?]+\s+)?(?:выполн\w*|приня\w*|взять|провести|произвести)"),
         r"(?:невозможно|не\s+возможно)\s+выполн\w*",
         r"(?:выполн(?:ить|ение)|взять|принять)(?:\s+в\s+работу)?\s+(?:не\s+можем|не\s+сможем|не\s+получится|невозможно)",
     ),
@@ -34,12 +41,12 @@ STATUS_KEYWORDS: dict[str, tuple[str, ...]] = {
         r"поясните",
         r"(?:просим|прошу|просьба)\s+(?:вас\s+)?(?:сообщить|предоставить|прислать|направить|пояснить|дополнить)",
         r"(?:не\s+хватает|недостаточно|нет)\s+(?:[^\s,;:!?]+\s+)?(?:данных|информации|сведений)",
-        r"(?:требуется|требуются|нужна|нужны|необходима|необходимы)\s+(?:дополнительн\w+\s+)?"
-        r"(?:информация|данные|сведения)",
+        (r"(?:требуется|требуются|нужна|нужны|необходима|необходимы)\s+(?:дополнительн\w+\s+)?"
+         r"(?:информация|данные|сведения)"),
     ),
     STATUS_ACCEPTED: (
-        r"(?:принят[аоы]?|приняли|принял[аи]?|принимаем|взят[аоы]?|взяли|взял[аи]?|бер[её]м(?:ся)?)\s+"
-        r"(?:[^\s,;:!?]+\s+){0,3}?в\s+работу",
+        (r"(?:принят[аоы]?|приняли|принял[аи]?|принимаем|взят[аоы]?|взяли|взял[аи]?|бер[её]м(?:ся)?)\s+"
+         r"(?:[^\s,;:!?]+\s+){0,3}?в\s+работу"),
         r"приступ(?:или|ила|ил|аем|ают|ает)",
         # Bare «принята» / «в работе» only right after a request («заявка принята», «№ 5 в работе»):
         # «оборудование в работе» says nothing about the request.
@@ -114,7 +121,8 @@ _ENUM_RE = re.compile(
     r"\s*,\s*(?:(?:и|а\s+также)\s+)?(?:[№#]+\s*)?|\s+(?:и|а\s+также)\s+(?:[№#]+\s*)?", re.IGNORECASE
 )
 # A bare «№» after one of these nouns numbers that thing, not a request («договор № 45», «д. № 3»).
-_OWNER_WORDS = frozenset({"д", "дом", "кв", "п", "пп", "каб", "тел", "исх", "вх", "стр", "корп", "поз", "лот", "ттн", "упд"})
+_OWNER_WORDS = frozenset({"д", "дом", "кв", "п", "пп", "каб", "тел", "исх", "вх", "стр", "корп", "поз", "лот", "ттн",
+                          "упд"})
 _OWNER_STEMS = (
     "договор", "контракт", "акт", "счет", "счёт", "бригад", "пункт", "письм", "приказ", "накладн", "объект",
     "кабинет", "офис", "этаж", "подъезд", "помещени", "спецификаци", "приложени", "протокол", "смет",
@@ -241,7 +249,7 @@ def _sentence_status(sentence: str) -> str | None:
     best: str | None = None
     bounds: _TimeBounds | None = None
     for m in _STATUS_RE.finditer(text):
-        status = _STATUS_ORDER[int(m.lastgroup[1:])]
+        status = _STATUS_ORDER[int((m.lastgroup or "s0")[1:])]
         if best is not None and STATUS_RANK[status] <= STATUS_RANK[best]:
             continue
         if not _counts(text, m.start(), m.end(), status):
@@ -291,7 +299,8 @@ def _scan(text: str) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]
         at = m.end()
         if m.lastgroup == "sign" and _owned_by_noun(text, m.start()):
             continue
-        found = _token(text, _GAP_RE.match(text, at).end())
+        gap = _GAP_RE.match(text, at)
+        found = _token(text, gap.end() if gap is not None else at)
         if found is None:
             continue
         if m.lastgroup == "pos":

@@ -5,10 +5,11 @@ import functools
 import json
 import logging
 from typing import Any, Callable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
 
+from ..auth import SignInRequired, identify
 from ..settings import SettingsError, get_settings
 from ..storage import StorageUnavailable
 from .present import iso
@@ -43,9 +44,8 @@ def json_error(message: str, status: int, fields: dict[str, str] | None = None) 
 
 
 def request_author(req: func.HttpRequest) -> str:
-    """Return the signed-in user (App Service Authentication) or OMIS_DEV_USER."""
-    name = (req.headers.get("X-MS-CLIENT-PRINCIPAL-NAME") or "").strip()
-    return name[:200] if name else get_settings().dev_user
+    """Return the signed-in user or OMIS_DEV_USER; SignInRequired when in Azure sign-in did not happen."""
+    return identify(urlsplit(req.url).path, req.headers, get_settings()).name
 
 
 def route_tail(req: func.HttpRequest, name: str = "rest") -> str:
@@ -91,13 +91,16 @@ def cursor_param(req: func.HttpRequest) -> str | None:
 
 
 def guarded_json(handler: Handler) -> Handler:
-    """Answer storage outages with 503 and surprises with 500, as JSON, never a stack trace."""
+    """Refuse requests that did not sign in (401); answer storage outages with 503, surprises with 500, as JSON."""
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        if body_too_large(req):
-            return json_error("Тело запроса больше 64 КиБ.", 413)
         try:
+            request_author(req)  # fails closed before anything is read or done (functions/auth.py)
+            if body_too_large(req):
+                return json_error("Тело запроса больше 64 КиБ.", 413)
             return handler(req)
+        except SignInRequired as exc:
+            return json_response({"error": exc.message}, exc.status, {"WWW-Authenticate": 'Bearer realm="OMIS"'})
         except StorageUnavailable as exc:
             logger.warning("%s %s: %s", req.method, req.url, exc)
             return json_error("Хранилище временно недоступно, повторите позже.", 503)

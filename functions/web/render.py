@@ -13,20 +13,31 @@ import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import azure.functions as func
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
 from ..alerts.digest import format_quiet
+from ..auth import SignInRequired
 from ..model import STATUSES
 from ..settings import SettingsError, get_settings
 from ..storage import StorageUnavailable
 from .http import SECURITY_HEADERS, body_too_large, request_author
 from .present import KIND_TITLES, WAITING_TITLES, iso, promised_text
-from .signing import CSRF_FIELD, FLASH_COOKIE, FLASH_MAX_AGE, check_csrf_token, cookie_value, make_csrf_token
-from .signing import make_flash, read_flash
+from .signing import (
+    CSRF_FIELD,
+    FLASH_COOKIE,
+    FLASH_MAX_AGE,
+    check_csrf_token,
+    cookie_value,
+    make_csrf_token,
+    make_flash,
+    origin_allowed,
+    origin_of,
+    read_flash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +111,7 @@ def page(req: func.HttpRequest, template: str, code: int = 200, cookie: str | No
     """Render a template into an HTML response (security headers, no caching)."""
     try:
         author = request_author(req)
-    except SettingsError:  # the error page about bad settings must still render
+    except (SettingsError, SignInRequired):  # the error pages about these must still render
         author = ""
     context.setdefault("unmatched_count", _unmatched_count())
     html = templates.get_template(template).render(author=author, **context)
@@ -160,13 +171,16 @@ def redirect(req: func.HttpRequest, location: str, flash: str | None = None, cod
 
 
 def guarded_page(handler: Handler) -> Handler:
-    """Answer oversized bodies with 413, storage outages with 503 and surprises with 500, as pages."""
+    """Refuse requests that did not sign in (401); answer 413, 503 and 500 as pages."""
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
-        if req.method == "GET" and body_too_large(req):
-            return error(req, 413, "Слишком большой запрос", "Запрос больше 64 КиБ.")
         try:
+            request_author(req)  # fails closed before anything is read or done (functions/auth.py)
+            if req.method == "GET" and body_too_large(req):
+                return error(req, 413, "Слишком большой запрос", "Запрос больше 64 КиБ.")
             return handler(req)
+        except SignInRequired as exc:
+            return _sign_in_page(req, exc)
         except StorageUnavailable as exc:
             logger.warning("%s %s: %s", req.method, req.url, exc)
             return error(req, 503, "Хранилище недоступно",
@@ -178,6 +192,16 @@ def guarded_page(handler: Handler) -> Handler:
             logger.exception("%s %s failed", req.method, req.url)
             return error(req, 500, "Внутренняя ошибка", "Что-то пошло не так. Попробуйте ещё раз чуть позже.")
     return wrapper
+
+
+def _sign_in_page(req: func.HttpRequest, exc: SignInRequired) -> func.HttpResponse:
+    """Say that sign-in is needed (401) or could not be checked (503), with a link to sign in again."""
+    back = urlsplit(req.url).path or "/"
+    login = "/.auth/login/aad?" + urlencode({"post_login_redirect_uri": back})
+    title = "Нужен вход" if exc.status == 401 else "Вход не проверен"
+    resp = error(req, exc.status, title, Markup('{} <a href="{}">Войти</a>').format(exc.message, login))
+    resp.headers["WWW-Authenticate"] = 'Bearer realm="OMIS"'
+    return resp
 
 
 # ----- forms -----------------------------------------------------------------------------
@@ -202,9 +226,18 @@ def csrf_token(req: func.HttpRequest) -> str:
     return make_csrf_token(get_settings().secret_key, request_author(req))
 
 
+def _own_origins(req: func.HttpRequest) -> set[str]:
+    """Return the origins this site is reached at: the request's own (https behind a proxy too), OMIS_PUBLIC_URL."""
+    netloc = urlsplit(req.url).netloc
+    candidates = [req.url, ("https://" if _is_https(req) else "http://") + netloc, get_settings().public_url or ""]
+    return {origin for origin in map(origin_of, candidates) if origin}
+
+
 def csrf_ok(req: func.HttpRequest, form: dict[str, str]) -> bool:
     """Say whether a form post came from one of our pages, shown to this same user."""
     if (req.headers.get("Sec-Fetch-Site") or "").lower() == "cross-site":
+        return False
+    if not origin_allowed(req.headers.get("Origin"), req.headers.get("Referer"), _own_origins(req)):
         return False
     return check_csrf_token(get_settings().secret_key, request_author(req), form.get(CSRF_FIELD))
 

@@ -72,10 +72,10 @@ def server_env(connection_string: str, prefix: str) -> dict[str, str]:
 def start_server(env: dict[str, str], log: Path, timeout: float = 30) -> LiveServer:
     """Start the local host on a free port and wait until /healthz answers 200."""
     port = free_port()
-    out = open(log, "ab")
-    process = subprocess.Popen([sys.executable, "-m", "functions", "serve", "--port", str(port), "--no-timers"],
-                               cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    out.close()
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "functions", "serve", "--port", str(port), "--no-timers"],
+                                   cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
     server = LiveServer(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + timeout
     while True:

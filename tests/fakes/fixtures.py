@@ -1,7 +1,7 @@
 """pytest fixtures for the fake Graph; tests/conftest.py may import them from here."""
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 

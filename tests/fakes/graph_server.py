@@ -12,6 +12,7 @@ Faults (429, 5xx, 410, slow answers) are scriptable.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import html
@@ -457,8 +458,9 @@ class FakeGraph(MailActions):
         for cert in certificates:
             der = cert.public_bytes(serialization.Encoding.DER)
             # msal keeps the base64 padding; compare without it.
+            sha1 = _b64url(hashlib.sha1(der).digest())  # noqa: S324 - the x5t header is a SHA-1 thumbprint
             if str(header.get("x5t#S256", "")).rstrip("=") != _b64url(hashlib.sha256(der).digest()) and \
-                    str(header.get("x5t", "")).rstrip("=") != _b64url(hashlib.sha1(der).digest()):
+                    str(header.get("x5t", "")).rstrip("=") != sha1:
                 continue
             try:
                 jwt.decode(assertion, cert.public_key(), algorithms=["RS256", "PS256"],
@@ -813,10 +815,9 @@ class _Handler(BaseHTTPRequestHandler):
         """Keep the test output quiet."""
 
     def handle(self) -> None:
-        try:
+        # The client gave up (a timeout test) or closed the connection.
+        with contextlib.suppress(ConnectionError, TimeoutError, OSError):
             super().handle()
-        except (ConnectionError, TimeoutError, OSError):
-            pass  # the client gave up (a timeout test) or closed the connection
 
     def do_GET(self) -> None:
         self._serve("GET")

@@ -9,6 +9,7 @@ lost: the change is stored, the client never hears of it).
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -86,10 +87,8 @@ class TcpProxy:
             links, self._links = self._links, []
             self._accepting.clear()
         if listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)  # wakes the accept loop at once
-            except OSError:
-                pass
             listener.close()
         for link in links:
             self._close(link)
@@ -147,7 +146,7 @@ class TcpProxy:
             self._accepting.set()
         self._acceptor = self._spawn(self._accept_loop, listener)
 
-    def _spawn(self, target, *args) -> threading.Thread:  # noqa: ANN001 - thread plumbing
+    def _spawn(self, target, *args) -> threading.Thread:
         thread = threading.Thread(target=target, args=args, daemon=True, name="tcp-proxy")
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
@@ -230,10 +229,9 @@ class TcpProxy:
                 if self._meeting_left == 0:  # the last party: later requests pass freely
                     self._meeting = None
         if barrier is not None:
-            try:
+            # Bounded: a party that never came does not hold the others for ever.
+            with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
-            except threading.BrokenBarrierError:
-                pass  # bounded: a party that never came does not hold the others for ever
         with self._lock:
             plan = self._plan
             if plan is None or plan.match not in request_line:
@@ -272,10 +270,8 @@ class TcpProxy:
         link.closed = True
         self._reset(link.client)
         for sock in (link.upstream,):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         with self._lock:
             if link in self._links:

@@ -24,6 +24,10 @@ _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)(\s[^<>]*)?>")
 _ENTITY_RE = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 
 
+# sendMessage fields Bot API 7.0 replaced (disable_web_page_preview -> link_preview_options).
+DEPRECATED_SEND_FIELDS = ("disable_web_page_preview", "reply_to_message_id", "allow_sending_without_reply")
+
+
 @dataclass(frozen=True)
 class SentMessage:
     """A message the fake accepted."""
@@ -33,7 +37,8 @@ class SentMessage:
     text: str
     parse_mode: str | None
     message_thread_id: str | None
-    disable_web_page_preview: bool
+    link_preview_disabled: bool         # link_preview_options.is_disabled, or the deprecated flag
+    deprecated_fields: tuple[str, ...]  # Bot API fields the request still used although deprecated
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class FakeTelegram:
 
     # Lifecycle
 
-    def start(self) -> "FakeTelegram":
+    def start(self) -> FakeTelegram:
         """Start serving on a free loopback port."""
         self._stopping.clear()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -137,7 +142,7 @@ class FakeTelegram:
             self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> "FakeTelegram":
+    def __enter__(self) -> FakeTelegram:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -278,13 +283,20 @@ class FakeTelegram:
         if _utf16_length(visible.strip()) > MESSAGE_LIMIT:
             return bad("message is too long")
         thread = params.get("message_thread_id")
-        preview = params.get("disable_web_page_preview")
+        if thread not in (None, "") and not (isinstance(thread, int) or str(thread).isdigit()):
+            return bad("message thread not found")
+        preview = params.get("link_preview_options")
+        if preview is not None and not isinstance(preview, dict):
+            return bad("can't parse link preview options")
+        disabled = (bool(preview.get("is_disabled")) if isinstance(preview, dict)
+                    else params.get("disable_web_page_preview") in (True, "true", "True", "1"))
         with self._lock:
             message = SentMessage(
                 message_id=len(self._messages) + 1, chat_id=chat_id, text=text,
                 parse_mode=parse_mode if isinstance(parse_mode, str) else None,
                 message_thread_id=None if thread in (None, "") else str(thread),
-                disable_web_page_preview=preview in (True, "true", "True", "1"),
+                link_preview_disabled=disabled,
+                deprecated_fields=tuple(name for name in DEPRECATED_SEND_FIELDS if name in params),
             )
             self._messages.append(message)
         chat: dict[str, Any] = {"id": int(chat_id) if chat_id.lstrip("-").isdigit() else 0,
@@ -319,7 +331,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         """Stay quiet: the path holds the token."""
 
     def do_GET(self) -> None:

@@ -22,6 +22,7 @@ from functions.model import (
     STATUS_REJECTED,
     STATUSES,
     ValidationError,
+    clean_typed_text,
     normalize_number,
     number_error,
     validate_new_request,
@@ -79,16 +80,33 @@ def test_validation_raises_only_validation_error(number, position, description):
                    ("" if description is None else description).strip())
 
 
+# Visible text: no surrogates, no controls but LF and TAB, nothing that clean_typed_text removes.
+VISIBLE_TEXT = st.text(st.characters(exclude_categories=("Cs", "Cc", "Cf"), include_characters="\n\t").filter(
+    lambda c: clean_typed_text(c) == c), max_size=200)
+
+
 @PURE
-@given(number=VALID_NUMBER, before=SPACE, after=SPACE,
-       position=st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=200),
-       description=st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=300))
+@given(number=VALID_NUMBER, before=SPACE, after=SPACE, position=VISIBLE_TEXT, description=VISIBLE_TEXT)
 def test_accepted_values_come_back_trimmed_and_still_valid(number, before, after, position, description):
     typed = before + number + after
     got_number, got_position, got_description = validate_new_request(typed, position, description)
     assert got_number == typed.strip() == number.strip()
     assert got_position == position.strip() and got_description == description.strip()
     assert number_error(got_number) is None and validate_new_request(got_number, "", "")[0] == got_number
+
+
+@PURE
+@given(position=ANY_TEXT, comment=ANY_TEXT)
+def test_accepted_free_text_holds_no_control_bidi_or_invisible_character(position, comment):
+    for field, check in (("position", lambda: validate_new_request("A-1", position, "")[1]),
+                         ("comment", lambda: validate_status_change(STATUS_DONE, comment)[1])):
+        try:
+            got = check()
+        except ValidationError as exc:
+            assert set(exc.fields) == {field}
+            continue
+        assert all(unicodedata.category(c) != "Cc" or c in "\n\t" for c in got)
+        assert clean_typed_text(got) == got
 
 
 @PURE
@@ -184,7 +202,7 @@ CUTS = st.sampled_from(["-----Original Message-----", "-----Исходное с�
                         "On Mon, 1 Jan 2026, ivan@example.org wrote:", "From: Иван\nSent: 1 января\nTo: OMIS",
                         "От: Иван\nОтправлено: 1 января\nКому: OMIS"])
 SIGNATURES = st.sampled_from(["-- \nИван, инженер", "С уважением,\nИван", "С уважением, Иван"])
-NOISE = st.lists(st.sampled_from(list("абвгд ежз ,.!?\n") + ["позиция 7", "поз. 3", "№", "заявка", "ё"]),
+NOISE = st.lists(st.sampled_from([*"абвгд ежз ,.!?\n", "позиция 7", "поз. 3", "№", "заявка", "ё"]),
                  max_size=20).map("".join)
 
 
@@ -213,7 +231,7 @@ def structured_mail(draw):
 @settings(max_examples=300, deadline=None)
 @given(mail=structured_mail(), subject=st.sampled_from(["", "Re: ответ", "RE: FW: письмо подрядчика"]))
 def test_parser_reads_numbers_and_statuses_of_the_new_part_only(mail, subject):
-    body, numbers, expected, quoted = mail
+    body, _numbers, expected, quoted = mail
     parsed = parse_mail(subject, body)
     found = {normalize_number(n) for n in parsed.numbers}
     assert found == set(expected), body  # every marked number, nothing from history or signature

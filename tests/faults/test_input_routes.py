@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -345,21 +345,37 @@ def test_over_long_free_text_is_400_and_exact_limits_are_accepted(call, store):
     assert store.get_request("LIM-2") is None
 
 
-UNICODE_TEXT = ["\u200fיוםֿ\u200f", "a\u202ecba", "👩\u200d🔧 + ❤️", "й = и\u0306", "Ｐｏｓ ７",
-                "\U0001d400\U0001f1f7\U0001f1fa", "tab\there", "bell\x07", "esc\x1b[31m", "del\x7f", "\ufeffbom",
-                "\ufffe\uffff", "строка\nстрока"]
+# Typed text -> what is stored: bidi controls and default-ignorable characters are removed.
+UNICODE_TEXT = {"\u200fיוםֿ\u200f": "יוםֿ", "a\u202ecba": "acba", "👩\u200d🔧 + ❤️": "👩🔧 + ❤", "й = и\u0306": "й = и\u0306",
+                "Ｐｏｓ ７": "Ｐｏｓ ７", "\U0001d400\U0001f1f7\U0001f1fa": "\U0001d400\U0001f1f7\U0001f1fa",
+                "tab\there": "tab\there", "\ufeffbom": "bom", "\ufffe\uffff": "\ufffe\uffff",
+                "строка\nстрока": "строка\nстрока", "строка\r\nстрока": "строка\nстрока"}
 
 
-@pytest.mark.parametrize("value", UNICODE_TEXT, ids=repr)
-def test_unicode_free_text_is_stored_as_typed_and_shown_escaped(call, store, value):
+@pytest.mark.parametrize(("value", "stored"), UNICODE_TEXT.items(), ids=repr)
+def test_unicode_free_text_is_stored_without_invisible_characters_and_shown_escaped(call, store, value, stored):
     resp = call("POST", "/api/requests", json.dumps({"number": "U-1", "position": value[:200], "description": value}),
                 JSON)
     assert resp.status_code == 201
     got = body(call("GET", "/api/requests/U-1"))
-    assert got["position"] == value.strip()[:200] and got["description"] == value.strip()
+    assert got["position"] == stored and got["description"] == stored
     resp = call("POST", "/api/requests/U-1/status", json.dumps({"status": "выполнена", "comment": value}), JSON)
-    assert resp.status_code == 200 and body(resp)["comment"] == value.strip()
+    assert resp.status_code == 200 and body(resp)["comment"] == stored
     assert call("GET", "/").status_code == 200 and call("GET", "/requests/U-1").status_code == 200
+
+
+@pytest.mark.parametrize("field", ["position", "description", "comment"])
+@pytest.mark.parametrize("bad", ["bell\x07", "esc\x1b[31m", "del\x7f", "cr\ronly", "next\x85line"], ids=repr)
+def test_control_characters_in_free_text_are_400_naming_the_field(call, store, field, bad):
+    store.add_request("X-1")
+    if field == "comment":
+        resp = call("POST", "/api/requests/X-1/status", json.dumps({"status": "выполнена", "comment": bad}), JSON)
+    else:
+        resp = call("POST", "/api/requests", json.dumps({"number": "C-1", field: bad}), JSON)
+    assert resp.status_code == 400 and set(body(resp)["fields"]) == {field}
+    assert "управляющий символ" in body(resp)["fields"][field]
+    assert store.get_request("C-1") is None
+    assert_unchanged(store, "X-1")
 
 
 @pytest.mark.parametrize("field", ["position", "description", "comment"])
@@ -617,7 +633,7 @@ def raw_exchange(address: tuple[str, int], data: bytes, wait: float = 5.0) -> by
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
-            except (socket.timeout, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError):
                 break
             if not chunk:
                 break
@@ -656,8 +672,8 @@ MALFORMED_HTTP = {
     "two different lengths": (post_json(b'{"number": "H-1"}', extra=b"Content-Length: 2\r\n"), 400),
     "huge length": (post_json(b"{}", length=b"99999999999999999999999999"), 413),
     "length over 8 MiB": (post_json(b"{}", length=b"9000000"), 413),
-    "chunked body": (b"POST /api/requests HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n11\r\n{\"number\": \"H-2\"}\r\n0\r\n\r\n", 411),
+    "chunked body": ((b"POST /api/requests HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n11\r\n{\"number\": \"H-2\"}\r\n0\r\n\r\n"), 411),
     "body shorter than its length": (post_json(b'{"number": "H-3"}', length=b"500"), 408),
     "host with a slash": (b"GET /static/omis.css HTTP/1.1\r\nHost: evil/api\r\n\r\n", 400),
     "host with a broken IPv6": (b"GET /healthz HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
@@ -666,8 +682,8 @@ MALFORMED_HTTP = {
     "NUL in path": (b"GET /requests/%00 HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
     "raw traversal": (b"GET /static/../function_app.py HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
     "raw backslash traversal": (b"GET /static/..\\..\\function_app.py HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
-    "non-UTF-8 header values": (b"GET /new HTTP/1.1\r\nHost: localhost\r\nX-MS-CLIENT-PRINCIPAL-NAME: \xff\xfe\r\n"
-                                b"Cookie: omis_flash=\xc3\x28.\xff\r\nAccept-Language: \x80\r\n\r\n", 200),
+    "non-UTF-8 header values": ((b"GET /new HTTP/1.1\r\nHost: localhost\r\nX-MS-CLIENT-PRINCIPAL-NAME: \xff\xfe\r\n"
+                                 b"Cookie: omis_flash=\xc3\x28.\xff\r\nAccept-Language: \x80\r\n\r\n"), 200),
     "malformed JSON": (post_json(b'{"number": '), 400),
 }
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import tree_sitter
@@ -43,7 +43,7 @@ FORBIDDEN_APP_SETTINGS = {
 _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bicep.language()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse(path: Path) -> tree_sitter.Tree:
     return _PARSER.parse(path.read_bytes())
 
@@ -141,7 +141,7 @@ def _value_after_equals(decl: tree_sitter.Node) -> tree_sitter.Node | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def bicep(path: Path) -> BicepFile:
     """Read the top-level declarations of a Bicep file."""
     result = BicepFile(path)
@@ -410,3 +410,89 @@ def test_host_json_serves_routes_at_the_root():
     host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
     assert host["version"] == "2.0"
     assert host["extensions"]["http"]["routePrefix"] == ""
+
+
+# ---- Sign-in, local-only settings, schedules (pitfalls found by attacking a deployment) ------
+
+
+# Settings that only make sense on an operator's workstation (a local file, the emulator, the
+# local author). azd also reads main.parameters.json's ${VARIABLES} from the shell, so an
+# `export` for local runs (docs/deploy.md, 7) would otherwise become an app setting.
+LOCAL_ONLY_SETTINGS = {"OMIS_OUTLOOK_CERTIFICATE_PATH", "OMIS_DEV_USER", "OMIS_TABLES_CONNECTION_STRING",
+                       "OMIS_TABLES_ENDPOINT"}
+
+
+def _parameter_file_variables() -> dict[str, set[str]]:
+    import re
+
+    document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    found: dict[str, set[str]] = {}
+    for name, entry in document["parameters"].items():
+        found[name] = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", json.dumps(entry)))
+    return found
+
+
+def test_main_parameters_json_reads_no_workstation_only_setting():
+    used = set().union(*_parameter_file_variables().values())
+    leaked = used & LOCAL_ONLY_SETTINGS
+    assert not leaked, f"azd would copy these from the operator's shell into app settings: {sorted(leaked)}"
+
+
+def test_workstation_only_settings_are_fixed_in_the_app_settings():
+    settings = object_properties(bicep(MAIN_BICEP).variables["omisSettings"])
+    for name in ("OMIS_OUTLOOK_CERTIFICATE_PATH", "OMIS_DEV_USER"):
+        assert string_literal(settings[name]) == "", f"{name} must not come from a parameter"
+
+
+def _variable_text(name: str) -> str:
+    return text(bicep(MAIN_BICEP).variables[name])
+
+
+@pytest.mark.parametrize("setting", ["OMIS_MAIL_SCHEDULE", "OMIS_ALERT_SCHEDULE"])
+def test_an_empty_timer_schedule_falls_back_to_the_default(setting: str):
+    """`azd env set OMIS_MAIL_SCHEDULE ""` must not reach the Functions host, which cannot run an empty schedule."""
+    value = object_properties(bicep(MAIN_BICEP).variables["omisSettings"])[setting]
+    assert value.type == "identifier", f"{setting} is the parameter as given: {text(value)}"
+    expression = _variable_text(text(value))
+    assert f"empty(trim({setting}))" in expression and "defaultSchedule" in expression
+    assert string_literal(bicep(MAIN_BICEP).variables["defaultSchedule"]) == "0 */10 * * * *"
+
+
+def _auth_settings_resource() -> tree_sitter.Node:
+    path = INFRA / "modules" / "auth.bicep"
+    [node] = [n for kind, n in nested_resources(path) if kind.startswith("Microsoft.Web/sites/config@")]
+    return object_properties(declaration_body(node))["properties"]
+
+
+def test_sign_in_lets_only_the_health_check_and_the_webhook_through():
+    validation = object_properties(object_properties(_auth_settings_resource())["globalValidation"])
+    assert text(validation["requireAuthentication"]) == "true"
+    assert text(validation["excludedPaths"]) == "excludedPaths"
+    default = bicep(INFRA / "modules" / "auth.bicep").params["excludedPaths"].default
+    assert [string_literal(item) for item in default.named_children] == ["/healthz", "/telegram/webhook"]
+
+
+def test_the_app_checks_tokens_against_what_sign_in_trusts():
+    """The issuer, client id and token store EasyAuth uses are the very values OMIS_AUTH_* get."""
+    settings = object_properties(bicep(MAIN_BICEP).variables["omisSettings"])
+    assert text(settings["OMIS_AUTH_ISSUER"]) == "authIssuer"
+    assert text(settings["OMIS_AUTH_CLIENT_ID"]) == "authClientId"
+    assert text(settings["OMIS_AUTH_TOKEN_STORE"]) == "authTokenStore ? 'on' : 'off'"
+    [auth] = [node for path, node in bicep(MAIN_BICEP).modules if path == "modules/auth.bicep"]
+    given = object_properties(object_properties(declaration_body(auth))["params"])
+    assert (text(given["issuer"]), text(given["clientId"]), text(given["tokenStore"])) == (
+        "authIssuer", "authClientId", "authTokenStore")
+    assert "environment().authentication.loginEndpoint" in _variable_text("authIssuer")
+    assert _variable_text("authIssuer").endswith("/v2.0'")
+    registration = object_properties(object_properties(object_properties(
+        object_properties(_auth_settings_resource())["identityProviders"])["azureActiveDirectory"])["registration"])
+    assert text(registration["openIdIssuer"]) == "issuer"
+    login = object_properties(object_properties(_auth_settings_resource())["login"])
+    assert text(object_properties(login["tokenStore"])["enabled"]) == "tokenStore"
+
+
+def test_token_store_parameter_defaults_to_off_when_azd_has_no_value():
+    assert _parameter_file_variables()["authTokenStore"] == {"AZURE_AUTH_TOKEN_STORE"}
+    document = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    assert document["parameters"]["authTokenStore"]["value"] == "${AZURE_AUTH_TOKEN_STORE=false}"
+    assert text(bicep(MAIN_BICEP).params["authTokenStore"].default) == "false"

@@ -418,7 +418,7 @@ def test_server_error_becomes_graph_error_after_retries(fake_graph, client_for, 
 def test_forbidden_mailbox_names_the_permission(fake_graph, client_for):  # noqa: F811
     fake_graph.fail_next(1, 403, code="ErrorAccessDenied", message="Access is denied.")
 
-    with pytest.raises(GraphError, match="Mail.Read") as caught:
+    with pytest.raises(GraphError, match=r"Mail\.Read") as caught:
         client_for().read_messages(None, now=NOW)
 
     assert caught.value.status == 403 and len(fake_graph.graph_calls()) == 1
@@ -446,7 +446,7 @@ def test_expired_resume_link_restarts_from_the_look_back_window(fake_graph, clie
     again = client.read_messages(batch.resume_link, now=NOW)
 
     assert again.restarted and again.complete
-    assert sorted(m.graph_id for m in again.messages) == sorted(old + [new])
+    assert sorted(m.graph_id for m in again.messages) == sorted([*old, new])
     assert "$deltatoken=" in again.resume_link
 
 

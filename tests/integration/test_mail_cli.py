@@ -1,11 +1,11 @@
-"""`python -m functions mail`: exit status, report and readable errors (functions.cli.main)."""
+"""`python -m functions mail`: exit status, report and readable errors (functions/cli/main.py)."""
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
 
-from functions import cli
+from functions.cli import main as dispatcher
 from functions.storage import get_store
 from functions.storage import tables
 from functions.mail import commands
@@ -17,9 +17,9 @@ from tests.support import set_env
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    """Run cli.main (conftest keeps local.settings.json out of the tests)."""
+    """Run the dispatcher (conftest keeps local.settings.json out of the tests)."""
     reset_settings()
-    return cli.main(list(argv))
+    return dispatcher.main(list(argv))
 
 
 @pytest.fixture

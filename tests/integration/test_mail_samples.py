@@ -66,7 +66,7 @@ def test_source_refused_names_what_is_missing(env, use_fake, error):
         assert "OMIS_OUTLOOK_EMAIL" in str(caught.value)
 
 
-def test_sample_pass_updates_the_demo_requests_once(store):  # noqa: F811 - the conftest fixture
+def test_sample_pass_updates_the_demo_requests_once(store):
     for number in SAMPLE_REQUEST_NUMBERS:
         store.add_request(number, now=NOW - dt.timedelta(hours=1))
 
@@ -87,7 +87,7 @@ def test_sample_pass_updates_the_demo_requests_once(store):  # noqa: F811 - the 
     assert sorted(m.numbers for m in kept) == [(), (UNKNOWN_SAMPLE_NUMBER,)]
 
 
-def test_samples_before_the_requests_exist_are_kept_then_applied(store):  # noqa: F811
+def test_samples_before_the_requests_exist_are_kept_then_applied(store):
     first = sync.process_mailbox(use_fake=True, now=NOW)
     for number in SAMPLE_REQUEST_NUMBERS:
         store.add_request(number, now=NOW + dt.timedelta(minutes=1))

@@ -53,13 +53,21 @@ def test_message_is_sent_and_recorded(telegram: FakeTelegram) -> None:
     assert message.text == "<b>Привет</b> &amp; всё"
     assert message.chat_id == telegram.chat_id
     assert message.parse_mode == "HTML"
-    assert message.disable_web_page_preview is True
+    assert message.link_preview_disabled is True
+    assert message.deprecated_fields == ()
     assert message.message_thread_id is None
+
+
+def test_link_previews_are_turned_off_with_link_preview_options(telegram: FakeTelegram) -> None:
+    assert send_message("https://omis.example/requests/1", settings=settings_for(telegram)) is True
+    assert telegram.calls[-1].params["link_preview_options"] == {"is_disabled": True}
+    assert "disable_web_page_preview" not in telegram.calls[-1].params
 
 
 def test_forum_topic_is_named_when_set(telegram: FakeTelegram) -> None:
     assert send_message("тема", settings=settings_for(telegram, OMIS_TELEGRAM_THREAD_ID="42")) is True
     assert telegram.messages[0].message_thread_id == "42"
+    assert telegram.calls[-1].params["message_thread_id"] == 42  # an integer in the JSON, as the Bot API types it
 
 
 def test_given_session_is_used_and_left_open(telegram: FakeTelegram) -> None:
@@ -277,3 +285,19 @@ def test_list_chats_explains_a_webhook_conflict(telegram: FakeTelegram) -> None:
                             "use deleteWebhook to delete the webhook first", method="getUpdates")
     with pytest.raises(TelegramError, match="deleteWebhook"):
         list_chats(settings_for(telegram))
+
+
+def test_telegram_chats_reports_a_failure_on_stderr(configure, cli_main, capsys: pytest.CaptureFixture[str]) -> None:
+    configure(OMIS_TELEGRAM_TOKEN=WRONG_TOKEN, OMIS_TELEGRAM_API_URL=closed_port_url())
+    assert cli_main(["telegram-chats"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("Ошибка: Telegram: не удалось связаться с")
+    assert WRONG_TOKEN not in err
+
+
+def test_a_test_message_that_fails_says_so_on_stderr(configure, cli_main, capsys: pytest.CaptureFixture[str]) -> None:
+    configure(OMIS_TELEGRAM_TOKEN=WRONG_TOKEN, OMIS_TELEGRAM_CHAT_ID="-100", OMIS_TELEGRAM_API_URL=closed_port_url())
+    assert cli_main(["notify", "--test-message"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "Проверочное сообщение не отправлено" in err

@@ -1,14 +1,17 @@
 """The local host's route matching and timer schedule, on a small app of its own."""
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
 import pytest
 import requests
 
-from functions import devhost
+from functions import devhost, localhttp
 
 
 def _make_app(calls: list):
@@ -127,3 +130,123 @@ def test_real_http_server_serves_and_logs_one_line(app_and_calls, caplog):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ---- connection guards (functions/localhttp.py) ------------------------------------------------
+
+class FakeClock:
+    """A monotonic clock the test moves by hand; `read` is set once the server has looked at it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.read = threading.Event()
+
+    def __call__(self) -> float:
+        self.read.set()
+        return self.now
+
+    def advance_once_read(self, seconds: float) -> None:
+        """Move on once the server has seen the first bytes (it reads the clock to start the deadline)."""
+        assert self.read.wait(5)
+        self.now += seconds
+
+
+@contextlib.contextmanager
+def running(server) -> Iterator[tuple[str, int]]:
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[:2]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def exchange(address: tuple[str, int], data: bytes) -> bytes:
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """Read one response with a Content-Length from a connection that stays open."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return head + b"\r\n\r\n" + rest
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:7071", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:8080",
+                                  "[::1]", "[::1]:7071"])
+def test_a_loopback_host_answers_to_its_own_names(app_and_calls, host: str) -> None:
+    with running(devhost.make_server(app_and_calls[0], "127.0.0.1", 0)) as address:
+        reply = exchange(address, f"GET /items HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:7071", "localhost.evil.example", "127.0.0.2:7071",
+                                  "omis.local", "localhost."])
+def test_a_loopback_host_refuses_other_names_against_dns_rebinding(app_and_calls, host: str) -> None:
+    with running(devhost.make_server(app_and_calls[0], "127.0.0.1", 0)) as address:
+        reply = exchange(address, f"GET /items HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert "DNS rebinding" in reply.decode("utf-8") and "localhost, 127.0.0.1 и [::1]" in reply.decode("utf-8")
+
+
+def test_host_names_are_checked_only_on_a_loopback_address() -> None:
+    assert not localhttp.host_allowed("omis.example:7071", loopback_only=True)
+    assert localhttp.host_allowed("omis.example:7071", loopback_only=False)
+    assert localhttp.is_loopback_address("127.0.0.1") and localhttp.is_loopback_address("::1")
+    assert not localhttp.is_loopback_address("0.0.0.0") and not localhttp.is_loopback_address("192.0.2.1")
+
+
+def test_64_connections_at_once_wait_in_the_backlog_instead_of_timing_out(app_and_calls) -> None:
+    server = devhost.make_server(app_and_calls[0], "127.0.0.1", 0)
+    sockets: list[socket.socket] = []
+    try:
+        # Nothing accepts yet: every connection must find room in the listen queue.
+        for _ in range(64):
+            sockets.append(socket.create_connection(server.server_address[:2], timeout=2))
+        with running(server):
+            for sock in sockets[:3]:
+                sock.sendall(b"GET /items HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                assert read_until_closed(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.server_close()
+
+
+def test_a_client_that_trickles_its_headers_is_dropped_after_the_deadline(app_and_calls) -> None:
+    clock = FakeClock()
+    with running(devhost.make_server(app_and_calls[0], "127.0.0.1", 0, clock=clock)) as address, \
+            socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"GET /items HTTP/1.1\r\nHost: loc")
+        clock.advance_once_read(localhttp.HEADER_TIMEOUT + 1)   # the head has been trickling for too long
+        sock.sendall(b"alhost\r\n\r\n")
+        assert read_until_closed(sock) == b""       # dropped, nothing answered
+
+
+def test_a_client_in_time_is_answered_and_can_send_another_request(app_and_calls) -> None:
+    clock = FakeClock()
+    with running(devhost.make_server(app_and_calls[0], "127.0.0.1", 0, clock=clock)) as address, \
+            socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"GET /items HTTP/1.1\r\nHost: loc")
+        clock.advance_once_read(localhttp.HEADER_TIMEOUT - 1)
+        sock.sendall(b"alhost\r\n\r\n")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        clock.now += 3 * localhttp.HEADER_TIMEOUT    # idle time between requests does not count
+        sock.sendall(b"GET /items HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        assert read_until_closed(sock).startswith(b"HTTP/1.1 200")

@@ -128,10 +128,35 @@ def test_endpoint_is_not_the_emulator():
     ({"OMIS_SLA_LEVELS": "{not json"}, "OMIS_SLA_LEVELS"),
     ({"OMIS_SLA_LEVELS": "{}"}, "OMIS_SLA_LEVELS"),
     ({"OMIS_ESCALATION_MINUTES": "soon", "OMIS_ESCALATION_CHAT_ID": "1"}, "OMIS_ESCALATION_MINUTES"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "abc"}, "OMIS_TELEGRAM_THREAD_ID"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "0"}, "OMIS_TELEGRAM_THREAD_ID"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "-42"}, "OMIS_TELEGRAM_THREAD_ID"),
+    ({"OMIS_TELEGRAM_THREAD_ID": "4.2"}, "OMIS_TELEGRAM_THREAD_ID"),
+    ({"OMIS_AUTH_TOKEN_STORE": "yes"}, "OMIS_AUTH_TOKEN_STORE"),
+    ({"OMIS_AUTH_ISSUER": "login.microsoftonline.com/t/v2.0"}, "OMIS_AUTH_ISSUER"),
+    ({"WEBSITE_SITE_NAME": "omis", "OMIS_AUTH_TOKEN_STORE": "on"}, "OMIS_AUTH_ISSUER"),
+    ({"WEBSITE_SITE_NAME": "omis", "OMIS_AUTH_TOKEN_STORE": "on", "OMIS_AUTH_ISSUER": "https://login.example/t/v2.0"},
+     "OMIS_AUTH_CLIENT_ID"),
 ])
 def test_bad_value_names_the_setting(env, name):
     with pytest.raises(SettingsError, match=name):
         load_settings(env)
+
+
+def test_thread_id_is_an_integer():
+    assert load_settings({"OMIS_TELEGRAM_THREAD_ID": " 42 "}).telegram_thread_id == 42
+    assert load_settings({}).telegram_thread_id is None
+
+
+@pytest.mark.parametrize("marker", ["WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME", "LEGION_SERVICE_HOST"])
+def test_app_service_variables_say_the_app_runs_in_azure(marker):
+    assert load_settings({marker: "x"}).in_azure
+
+
+@pytest.mark.parametrize("env", [{}, {"CONTAINER_NAME": "a-dev-container"}, {"FUNCTIONS_CORETOOLS_ENVIRONMENT": "true"},
+                                 {"AZURE_FUNCTIONS_ENVIRONMENT": "Development"}, {"WEBSITE_SITE_NAME": " "}])
+def test_core_tools_docker_and_the_local_host_are_not_azure(env):
+    assert not load_settings(env).in_azure
 
 
 def test_missing_outlook_settings_are_named():
