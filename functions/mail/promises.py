@@ -5,9 +5,11 @@ sentence commits the contractor to, or None. Times are read in `tz`, relative to
 time; "the end of a day" is its 23:59:59 local time.
 
 What a time yields (SPEC §3, and how a dispatcher reads the rest):
-- a date: the end of that day, with a time that time; without a year its next occurrence not
-  before the received day (received 30.12, «до 05.01» → 05.01 of the next year); «до конца
-  месяца/декабря/года» → the end of its last day;
+- a date («05.12», «5.12.26», «5 дек. 2026 г.», «2026-12-05», «20-го числа»): the end of that
+  day, with a time that time; without a year its next occurrence not before the received day
+  (received 30.12, «до 05.01» → 05.01 of the next year; «до 24.11» received 25.11 → next year's);
+  «до конца месяца/декабря/года» → the end of its last day; «10.30» is a date where it can be
+  one, else a time («15.00»);
 - a weekday: the end of the next such day after the received day (the same weekday → next
   week's); «следующий понедельник» → the Monday of the next calendar week;
 - «сегодня», «завтра», «послезавтра»: the end of that day, or the time given with it, even if
@@ -15,9 +17,11 @@ What a time yields (SPEC §3, and how a dispatcher reads the rest):
 - «к концу дня» → the end of the received day; «к концу недели», «на этой неделе» → that week's
   Friday (received Saturday or Sunday: the next Friday); «на следующей неделе», «к концу
   следующей недели» → next week's Friday;
-- «в течение / через N минут, часов, дней, недель» → received + N × 60 s / 1 h / 24 h / 7 × 24 h
-  (N in digits, «2-3» → 3, «3 (трёх)», or a word: «двух», «пары»); «N рабочих дней» → the end of
-  the N-th working day after the received day by `calendar`;
+- «в течение / через / за N минут, часов, суток, дней, недель» (and «займёт N дней») → received
+  + N × 60 s / 1 h / 24 h / 24 h / 7 × 24 h (N in digits, «1,5», «2-3» → 3, «3 (трёх)», or a word:
+  «двух», «пары»; «в течение часа/дня/недели» → N = 1); «N рабочих дней» → the end of the N-th
+  working day after the received day by `calendar` (a day with working time; without working
+  hours, every day not a holiday);
 - several times in one sentence: the latest of those that count («приедем завтра, закончим до
   пятницы» → Friday).
 
