@@ -185,7 +185,9 @@ def _drop_ranges(text: str, items: list[TimeWords]) -> list[TimeWords]:
 
 def _joined(text: str, first: TimeWords, second: TimeWords) -> bool:
     """Tell whether two expressions are written as one («05.12 к 15:00», «в четверг, 26.11»)."""
-    return second.prep not in START_PREPS | DOCUMENT_PREPS and _JOIN_RE.match(text[first.end : second.start]) is not None
+    if second.prep in START_PREPS or second.prep in DOCUMENT_PREPS:
+        return False
+    return _JOIN_RE.match(text[first.end : second.start]) is not None
 
 
 def _merge(text: str, items: list[TimeWords]) -> list[tuple[TimeWords, TimeWords | None]]:

@@ -75,7 +75,9 @@ class TimeWords:
     prep: str  # lower-case, single-spaced; "" when none
     year: int | None = None
     month: int = 0
-    day: int = 0  # date: day of month (month 0: «10 числа», of this month or the next); rel/eod: days after the received day; weekday: 0 = Monday
+    # date: day of month (with month 0, «10 числа»: of this month or the next);
+    # rel, eod: days after the received day; weekday: 0 = Monday
+    day: int = 0
     hour: int = 0
     minute: int = 0
     amount: float = 0.0  # duration

@@ -177,7 +177,8 @@ HOLIDAYS = parse_holidays("2026-12-31,2027-01-01..2027-01-08")
     [
         # without working hours every day but a holiday works
         ("в течение 3 рабочих дней", WED, PLAIN, "2026-11-28 23:59:59"),
-        ("в течение 3 рабочих дней", WED, WorkingCalendar(MSK, None, parse_holidays("2026-11-26")), "2026-11-29 23:59:59"),
+        ("в течение 3 рабочих дней", WED, WorkingCalendar(MSK, None, parse_holidays("2026-11-26")),
+         "2026-11-29 23:59:59"),
         # with working hours: Thursday, Friday, then over the weekend to Monday
         ("в течение 3 рабочих дней", WED, OFFICE, "2026-11-30 23:59:59"),
         ("в течение 3 рабочих дней", WED, WorkingCalendar(MSK, OFFICE.hours, parse_holidays("2026-11-27")),
