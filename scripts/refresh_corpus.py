@@ -9,7 +9,6 @@ changed, check `git diff tests/data`, and commit the copies.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 

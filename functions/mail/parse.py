@@ -369,9 +369,8 @@ def parse_mail(
     """
     subject = _SUBJECT_PREFIX_RE.sub("", subject or "")
     text = new_text(unique_body if unique_body and unique_body.strip() else body)
-    if received is not None:
-        tz = tz or (calendar.tz if calendar is not None else timezone.utc)
-        calendar = calendar or WorkingCalendar(tz)
+    zone = tz or (calendar.tz if calendar is not None else timezone.utc)
+    days = calendar or WorkingCalendar(zone)
     numbers: dict[str, str] = {}
     statuses: dict[str, str | None] = {}
     positions: dict[str, str | None] = {}
@@ -385,7 +384,7 @@ def parse_mail(
         status = _sentence_status(sentence)
         promise = None
         if received is not None and index >= len(subject_sentences):
-            promise = find_promise(sentence, received=received, tz=tz, calendar=calendar)
+            promise = find_promise(sentence, received=received, tz=zone, calendar=days)
         if not found:
             general = _later(general, status)
             loose_positions.extend(value for value, _ in named_positions)

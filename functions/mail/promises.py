@@ -5,9 +5,11 @@ sentence commits the contractor to, or None. Times are read in `tz`, relative to
 time; "the end of a day" is its 23:59:59 local time.
 
 What a time yields (SPEC §3, and how a dispatcher reads the rest):
-- a date: the end of that day, with a time that time; without a year its next occurrence not
-  before the received day (received 30.12, «до 05.01» → 05.01 of the next year); «до конца
-  месяца/декабря/года» → the end of its last day;
+- a date («05.12», «5.12.26», «5 дек. 2026 г.», «2026-12-05», «20-го числа»): the end of that
+  day, with a time that time; without a year its next occurrence not before the received day
+  (received 30.12, «до 05.01» → 05.01 of the next year; «до 24.11» received 25.11 → next year's);
+  «до конца месяца/декабря/года» → the end of its last day; «10.30» is a date where it can be
+  one, else a time («15.00»);
 - a weekday: the end of the next such day after the received day (the same weekday → next
   week's); «следующий понедельник» → the Monday of the next calendar week;
 - «сегодня», «завтра», «послезавтра»: the end of that day, or the time given with it, even if
@@ -15,9 +17,11 @@ What a time yields (SPEC §3, and how a dispatcher reads the rest):
 - «к концу дня» → the end of the received day; «к концу недели», «на этой неделе» → that week's
   Friday (received Saturday or Sunday: the next Friday); «на следующей неделе», «к концу
   следующей недели» → next week's Friday;
-- «в течение / через N минут, часов, дней, недель» → received + N × 60 s / 1 h / 24 h / 7 × 24 h
-  (N in digits, «2-3» → 3, «3 (трёх)», or a word: «двух», «пары»); «N рабочих дней» → the end of
-  the N-th working day after the received day by `calendar`;
+- «в течение / через / за N минут, часов, суток, дней, недель» (and «займёт N дней») → received
+  + N × 60 s / 1 h / 24 h / 24 h / 7 × 24 h (N in digits, «1,5», «2-3» → 3, «3 (трёх)», or a word:
+  «двух», «пары»; «в течение часа/дня/недели» → N = 1); «N рабочих дней» → the end of the N-th
+  working day after the received day by `calendar` (a day with working time; without working
+  hours, every day not a holiday);
 - several times in one sentence: the latest of those that count («приедем завтра, закончим до
   пятницы» → Friday).
 
@@ -32,6 +36,8 @@ It does not count:
 - in a conditional or uncertain sentence («если», «при условии», «в случае», «как только»,
   «когда», «после получения …», «возможно»), in a question, or in a request to us («просим
   предоставить доступ до пятницы» is our deadline, not the contractor's promise);
+- as what the contractor waits for: «ждём поставку запчастей до пятницы», «поставка материалов
+  ожидается к пятнице»;
 - as a start or a lower bound: after «с», «со», «начиная с», «после», «не раньше», «позже»
   («приступить сможем не раньше 05.12» is a deferral, not a deadline);
 - as a document's date: after «от» («акт от 24.11», «письмо от 28.11») or «за» («отчёт за 24.11»);
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from ..workhours import WorkingCalendar
@@ -53,6 +60,7 @@ START_PREPS = frozenset({"с", "со", "начиная с", "после", "не 
 DOCUMENT_PREPS = frozenset({"от", "за"})
 _DURATION_PREPS = frozenset({"в течение", "в течении", "в пределах", "через", "за", "не более", "не дольше"})
 _DAY_KINDS = frozenset({"date", "rel", "weekday"})
+_DAY_PRECISION = ("date", "rel", "weekday")
 _END_OF_DAY = time(23, 59, 59)
 _MAX_WORKDAY_SEARCH = 3660
 
@@ -94,6 +102,11 @@ _REQUEST_RE = re.compile(
     r"|организуйте|подготовьте|ответьте|уточните|(?:ждем|ожидаем)\s+(?:от\s+вас|ваш\w*))(?!\w)",
     re.IGNORECASE,
 )
+# The time of something the contractor waits for (parts, access, payment) is no promise of theirs.
+_WAITING_RE = re.compile(r"(?<!\w)жд(?:ем|ут|у|ать)(?!\w)", re.IGNORECASE)
+_EXPECTING_RE = re.compile(r"(?<!\w)ожида\w*", re.IGNORECASE)
+_AWAITED_RE = re.compile(r"(?<!\w)(?:поставк|материал|запчаст|комплектующ|оборудовани|оплат|согласовани|доступ|ответ"
+                         r"|решени|подтвержд)\w*", re.IGNORECASE)
 # Past forms: plural verbs («выполнили»), feminine verbs («выехала»), short participles («выполнена»).
 _PAST_RE = re.compile(
     r"(?<!\w)(?:был[аои]?|[^\W\d_]+(?:[аяеиыу]ли|[аяеиы]ла)(?:сь)?|[^\W\d_]{4,}(?:[её]н|ан|ят|ыт)[аоы]?)(?!\w)",
@@ -103,7 +116,8 @@ _NOT_PAST = frozenset({"недели", "детали", "модели", "пане
                        "начала", "персонала", "филиала", "интервала", "правила", "зала"})
 _CLAUSE_RE = re.compile(r"[,;:](?=\s|$)|[()\[\]]|\s[-–—]\s|[–—]")
 _FILLER_WORDS = frozenset({"около", "примерно", "ориентировочно", "где-то", "уже", "тоже", "также", "именно",
-                           "только", "ровно", "точно", "включительно", "чем", "это", "как", "есть"})
+                           "только", "ровно", "точно", "включительно", "чем", "это", "как", "есть", "утром", "днем",
+                           "вечером", "обеда", "первой", "второй", "половине", "дня"})
 _WORD_RE = re.compile(r"[^\W\d_][\w-]*")
 _EVENT_AFTER_RE = re.compile(
     r"\s*(?:до|после|с\s+момента|со\s+дня|с\s+даты|от\s+даты|с\s+получени|по\s+получени|по\s+поступлени"
@@ -139,7 +153,7 @@ class _Sentence:
         return self._committing
 
     def clause(self, start: int, end: int) -> tuple[bool, bool, bool, bool]:
-        """Return (negated, committing, past, only filler) for the clause around text[start:end]."""
+        """Return (negated or waiting, committing, past, only filler) for the clause around text[start:end]."""
         at = bisect_right(self.cuts, (start, len(self.text)))
         lo = self.cuts[at - 1][1] if at else 0
         while at < len(self.cuts) and self.cuts[at][0] < end:
@@ -147,8 +161,10 @@ class _Sentence:
         hi = self.cuts[at][0] if at < len(self.cuts) else len(self.text)
         if (lo, hi) not in self._clauses:
             words = self.words[lo:hi]
+            waiting = _WAITING_RE.search(words) is not None or (
+                _EXPECTING_RE.search(words) is not None and _AWAITED_RE.search(words) is not None)
             self._clauses[(lo, hi)] = (
-                _NEGATION_RE.search(words) is not None,
+                waiting or _NEGATION_RE.search(words) is not None,
                 _COMMIT_RE.search(words) is not None,
                 any(m.group().lower() not in _NOT_PAST for m in _PAST_RE.finditer(words)),
                 all(len(w) < 3 or w.lower() in _FILLER_WORDS for w in _WORD_RE.findall(words)),
@@ -167,25 +183,37 @@ def _drop_ranges(text: str, items: list[TimeWords]) -> list[TimeWords]:
     return kept
 
 
+def _joined(text: str, first: TimeWords, second: TimeWords) -> bool:
+    """Tell whether two expressions are written as one («05.12 к 15:00», «в четверг, 26.11»)."""
+    if second.prep in START_PREPS or second.prep in DOCUMENT_PREPS:
+        return False
+    return _JOIN_RE.match(text[first.end : second.start]) is not None
+
+
 def _merge(text: str, items: list[TimeWords]) -> list[tuple[TimeWords, TimeWords | None]]:
-    """Pair each day with the time of day written next to it («05.12 к 15:00», «до 10:00 завтра»)."""
+    """Read a day named twice as one, and pair each day with the time of day written next to it."""
+    days: list[TimeWords] = []
+    for item in items:
+        last = days[-1] if days else None
+        if last is not None and {last.kind, item.kind} <= _DAY_KINDS and last.kind != item.kind \
+                and _joined(text, last, item):
+            exact = min((last, item), key=lambda d: _DAY_PRECISION.index(d.kind))  # «в четверг, 26.11» → 26.11
+            days[-1] = replace(exact, start=last.start, end=item.end, prep=last.prep or item.prep)
+        else:
+            days.append(item)
     pairs: list[tuple[TimeWords, TimeWords | None]] = []
-    used: set[int] = set()
-    for i, item in enumerate(items):
-        if i in used:
-            continue
-        nxt = items[i + 1] if i + 1 < len(items) else None
+    at = 0
+    while at < len(days):
+        item, nxt = days[at], days[at + 1] if at + 1 < len(days) else None
         if nxt is not None and {item.kind, nxt.kind} <= _DAY_KINDS | {"time"} \
-                and (item.kind == "time") != (nxt.kind == "time") and nxt.prep not in START_PREPS | DOCUMENT_PREPS \
-                and _JOIN_RE.match(text[item.end : nxt.start]):
+                and (item.kind == "time") != (nxt.kind == "time") and _joined(text, item, nxt):
             day, clock = (nxt, item) if item.kind == "time" else (item, nxt)
             # The outer preposition governs: «до 10:00 05.12» is a deadline, «от 24.11 10:00» a document.
-            outer = item.prep or nxt.prep
-            pairs.append((TimeWords(day.kind, item.start, nxt.end, outer, day.year, day.month, day.day,
-                                    following=day.following, short_form=day.short_form), clock))
-            used.add(i + 1)
+            pairs.append((replace(day, start=item.start, end=nxt.end, prep=item.prep or nxt.prep), clock))
+            at += 2
         else:
             pairs.append((item, None))
+            at += 1
     return pairs
 
 
