@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 import azure.functions as func
 
 from ..auth import SignInRequired, identify
+from ..model import ValidationError
 from ..settings import SettingsError, get_settings
 from ..storage import StorageUnavailable
 from .present import iso
