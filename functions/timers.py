@@ -12,12 +12,16 @@ bp = func.Blueprint()
 
 @bp.timer_trigger(schedule="%OMIS_MAIL_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def mail_sync(timer: func.TimerRequest) -> None:
-    """Read new contractor mail and update the requests it names."""
+    """Read new contractor mail and update the requests it names; then send the outbox."""
+    from .mail.outbox import scheduled_send
     from .mail.sync import scheduled_mail_pass
 
     if timer.past_due:
         logger.info("mail_sync is past due: running now")
-    scheduled_mail_pass()
+    try:
+        scheduled_mail_pass()
+    finally:
+        scheduled_send()   # mail OMIS writes goes out even when reading failed
 
 
 @bp.timer_trigger(schedule="%OMIS_ALERT_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True)

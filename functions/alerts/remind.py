@@ -60,6 +60,7 @@ class ReminderReport:
     dry_run: bool = False
     log_only: bool = False        # no Telegram settings: the digest went to the log
     reindexed: int = 0            # requests whose deadline moved because the levels or calendar changed
+    nudged: list[str] = field(default_factory=list)   # requests whose contractor got an automatic nudge queued
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,8 @@ class ReminderReport:
             parts.append(f"напомнено {self.reminded}")
         if self.escalated and not self.dry_run:
             parts.append(f"эскалировано {self.escalated}")
+        if self.nudged:
+            parts.append(f"подрядчику поставлено напоминаний {len(self.nudged)}")
         for count, what in ((self.skipped_repeat, "уже напоминали недавно"), (self.skipped_snoozed, "отложено"),
                             (self.skipped_off_hours, "ждут рабочего времени"), (self.failed, "не отправлено")):
             if count:
@@ -251,8 +254,34 @@ def notify(*, store: Store | None = None, now: datetime | None = None, send: boo
         return _done(report, store, before)
     _send_all(report, plan, store, now, session=session, sleep=sleep, transport=transport,
               escalation_transport=escalation_transport)
+    if settings.mail_send and settings.auto_nudge:
+        report.nudged = auto_nudge(store, breaches, now)
     store.requests.fold_counts()
     return _done(report, store, before)
+
+
+def auto_nudge(store: Store, breaches: list[Breach], now: datetime) -> list[str]:
+    """Queue one nudge to the contractor per passed contractor deadline (OMIS_AUTO_NUDGE); return the numbers."""
+    from ..deadlines import CONTRACTOR_KINDS
+    from ..mail.outbox import SendingOff, queue_nudge
+    from ..model import ROBOT_AUTHOR
+    from ..storage import ConflictError, RequestNotFound
+
+    nudged = []
+    for breach in breaches:
+        kind, deadline = breach.state.kind, breach.state.deadline
+        if kind not in CONTRACTOR_KINDS or deadline is None:
+            continue
+        try:
+            done = queue_nudge(store, breach.request.number, author=ROBOT_AUTHOR, source="outbox", now=now,
+                               nudge_for=f"{kind}@{deadline.isoformat()}", passed_kind=kind)
+        except (SendingOff, ConflictError, RequestNotFound) as exc:   # one request must not stop the pass
+            logger.warning("Автоматическое напоминание подрядчику по заявке %s не поставлено: %s",
+                           breach.request.number, exc)
+            continue
+        if done is not None:
+            nudged.append(breach.request.number)
+    return nudged
 
 
 def _done(report: ReminderReport, store: Store, before: tuple[int, int]) -> ReminderReport:

@@ -35,8 +35,24 @@ def cmd_mail(args: argparse.Namespace) -> int:
     return run_mail_pass(fake=args.fake)[0]
 
 
+def cmd_send_mail(args: argparse.Namespace) -> int:
+    """Send what the outbox holds (or show it, with --dry-run); exit 1 when a mail failed for good."""
+    from ..storage import get_store
+    from .outbox import SendingOff, send_outbox
+
+    try:
+        report = send_outbox(get_store(), dry_run=args.dry_run)
+    except SendingOff as exc:
+        raise UsageError(str(exc)) from None
+    if not (report.sent or report.found_sent or report.retry_later or report.failed or report.would_send):
+        print("Писем подрядчику в очереди нет.")
+        return EXIT_OK
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `mail` command."""
+    """Add the `mail` and `send-mail` commands."""
     parser = subparsers.add_parser("mail", help="один проход по почтовому ящику подрядчика, с отчётом",
                                    description="Читает новые письма подрядчика и обновляет заявки.")
     parser.add_argument("--fake", action="store_true",
@@ -45,3 +61,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--log-level", type=options.log_level, default=argparse.SUPPRESS, metavar="L",
                         help="подробность журнала: DEBUG, INFO, WARNING или ERROR")
     parser.set_defaults(handler=cmd_mail)
+
+    parser = subparsers.add_parser("send-mail", help="один проход исходящих писем подрядчику (SPEC §8)",
+                                   description="Отправляет письма подрядчику из очереди OMIS: заявки и напоминания. "
+                                               "Код 1, если письмо не принято.")
+    parser.add_argument("--dry-run", action="store_true", help="только показать, что ушло бы, ничего не отправлять")
+    parser.set_defaults(handler=cmd_send_mail)

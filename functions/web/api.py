@@ -9,6 +9,7 @@ from urllib.parse import quote
 import azure.functions as func
 
 from ..mail import unmatched
+from ..mail.outbox import new_request_hook
 from ..model import ValidationError, parse_instant, utcnow
 from ..storage import (
     ConflictError,
@@ -153,7 +154,7 @@ def _create(req: func.HttpRequest, store: Store) -> func.HttpResponse:
         due = _due(data, store)
         confirm = _flag(data.get("confirm_similar"), "confirm_similar")
         send = _flag(data.get("send"), "send")
-        outbox = outbox_for_new_request(store, send, data.get("to"))
+        outbox = new_request_hook(store, send, data.get("to"), request_author(req))
         created = store.add_request(data.get("number"), data.get("position", ""), data.get("description", ""),
                                     author=request_author(req), source="api", level=data.get("level"),
                                     due=None if due is UNSET else due,
@@ -162,15 +163,6 @@ def _create(req: func.HttpRequest, store: Store) -> func.HttpResponse:
         return _store_errors(exc)
     return _request_response(store, created.number, 201,
                              {"Location": "/api/requests/" + quote(created.number, safe="")})
-
-
-def outbox_for_new_request(store: Store, send: bool, to: object):  # type: ignore[no-untyped-def]
-    """Return the outbox hook of a new request asked to be sent, or None (sending lands with the outbox)."""
-    if not send:
-        if to is not None:
-            raise ValidationError({"to": "Адресаты нужны только вместе с send: true."})
-        return None
-    raise ValidationError({"send": "Отправка писем выключена (OMIS_MAIL_SEND=off)."})
 
 
 @bp.route(route="api/requests/{*rest}", methods=["GET", "POST", "PATCH", "DELETE"])
@@ -198,11 +190,24 @@ def api_request(req: func.HttpRequest) -> func.HttpResponse:
             changed = store.set_archived(number, False, author=request_author(req), source="api")
             return _request_response(store, changed.number)
         if req.method == "POST" and action == "nudge":
-            return json_error("Отправка писем выключена (OMIS_MAIL_SEND=off).", 400)
+            return _nudge(req, store, number)
     except _REFUSALS as exc:
         return _store_errors(exc)
     allowed = "GET, PATCH, DELETE" if action is None else "POST"
     return json_response({"error": f"Метод {req.method} здесь не разрешён."}, 405, {"Allow": allowed})
+
+
+def _nudge(req: func.HttpRequest, store: Store, number: str) -> func.HttpResponse:
+    from ..mail.outbox import SendingOff, queue_nudge
+
+    body = _json_body(req, frozenset(), optional=True)
+    if isinstance(body, func.HttpResponse):
+        return body
+    try:
+        changed = queue_nudge(store, number, author=request_author(req), source="api")
+    except SendingOff as exc:
+        return json_error(str(exc), 400, {"send": str(exc)})
+    return _request_response(store, changed.number if changed else number)
 
 
 def _edit(req: func.HttpRequest, store: Store, number: str) -> func.HttpResponse:

@@ -16,6 +16,7 @@ from ..storage import (
     Store,
     get_store,
 )
+from ..mail.outbox import new_request_hook
 from ..storage.changes import UNSET
 from .http import cursor_param, plain_int, request_author, route_tail, split_action
 from .present import present
@@ -40,6 +41,7 @@ PAGE_SIZE = 50
 SEARCH_MAX = 200
 CARD_ACTIONS = ("status", "edit", "archive", "restore", "nudge")
 NEW_FIELDS = ("number", "position", "description", "level", "due")
+SEND_FIELDS = ("send", "to")
 
 
 # ----- the list --------------------------------------------------------------------------
@@ -100,14 +102,14 @@ def new_form(req: func.HttpRequest, values: dict[str, str] | None = None, errors
              message: str | None = None) -> func.HttpResponse:
     """Show the new-request form (again, with what was typed and the errors)."""
     settings = get_store().settings
-    values = {"level": settings.sla_default, **(values or {})}
+    values = {"level": settings.sla_default, "to": ", ".join(settings.contractor_emails), **(values or {})}
     return page(req, "new.html", code, nav="new", values=values, errors=errors or {}, csrf_token=csrf_token(req),
                 existing=existing, similar=similar, message=message, levels=settings.sla_levels,
-                mail_send=getattr(settings, "mail_send", False))
+                mail_send=settings.mail_send)
 
 
 def _reshow_new(req: func.HttpRequest, form: dict[str, str], message: str, code: int) -> func.HttpResponse:
-    values = {name: form.get(name, "") for name in NEW_FIELDS}
+    values = {name: form.get(name, "") for name in NEW_FIELDS + SEND_FIELDS}
     return new_form(req, values, {}, code, message=message)
 
 
@@ -133,19 +135,23 @@ def _due_field(text: str, store: Store) -> Any:
 def page_add_request(req: func.HttpRequest, form: dict[str, str]) -> func.HttpResponse:
     """Create a request from the form; on bad input show the form again with the errors."""
     store = get_store()
-    values = {name: form.get(name, "") for name in NEW_FIELDS}
+    values = {name: form.get(name, "") for name in NEW_FIELDS + SEND_FIELDS}
+    author = request_author(req)
     try:
+        outbox = new_request_hook(store, values["send"] == "1", values["to"] if values["send"] == "1" else None,
+                                  author)
         created = store.add_request(values["number"], values["position"], values["description"],
-                                    author=request_author(req), source="web", level=values["level"] or None,
+                                    author=author, source="web", level=values["level"] or None,
                                     due=_due_field(values["due"], store),
-                                    confirm_similar=form.get("confirm_similar") == "1")
+                                    confirm_similar=form.get("confirm_similar") == "1", outbox=outbox)
     except ValidationError as exc:
         return new_form(req, values, exc.fields, 400)
     except DuplicateRequestError as exc:
         return new_form(req, values, {"number": str(exc)}, 409, existing=exc.existing)
     except SimilarNumberError as exc:
         return new_form(req, values, {"number": str(exc)}, 409, existing=exc.existing, similar=exc.existing)
-    return redirect(req, "/", f"Заявка «{created.number}» добавлена.")
+    sent = " Письмо подрядчику поставлено в очередь." if values["send"] == "1" else ""
+    return redirect(req, "/", f"Заявка «{created.number}» добавлена.{sent}")
 
 
 # ----- the request card ------------------------------------------------------------------
@@ -168,7 +174,7 @@ def card(req: func.HttpRequest, number: str, *, values: dict[str, str] | None = 
                 values=values or {"status": found.status, "comment": ""}, errors=errors or {},
                 edit_values=edit_values or default_edit, edit_errors=edit_errors or {}, csrf_token=csrf_token(req),
                 confirm=confirm, similar=similar, levels=settings.sla_levels,
-                mail_send=getattr(settings, "mail_send", False), final_statuses=FINAL_STATUSES)
+                mail_send=settings.mail_send, final_statuses=FINAL_STATUSES)
 
 
 def _reshow_card(req: func.HttpRequest, form: dict[str, str], message: str, code: int) -> func.HttpResponse:
@@ -220,12 +226,21 @@ def _card_action(req: func.HttpRequest, form: dict[str, str]) -> func.HttpRespon
             changed = store.set_archived(current.number, action == "archive", author=request_author(req))
             text = "перенесена в архив" if changed.archived else "возвращена из архива"
             return redirect(req, request_url(changed.number), f"Заявка «{changed.number}» {text}.")
-        return error(req, 400, "Письма не отправляются",
-                     "Отправка писем подрядчику выключена (OMIS_MAIL_SEND=off).")
+        return _nudge(req, store, current.number)
     except ConflictError as exc:
-        return card(req, current.number, errors={"status": str(exc)}, code=409)
+        return card(req, current.number, errors={"nudge" if action == "nudge" else "status": str(exc)}, code=409)
     except RequestNotFound:
         return not_found(req, f"Заявки «{number}» нет.")
+
+
+def _nudge(req: func.HttpRequest, store: Store, number: str) -> func.HttpResponse:
+    from ..mail.outbox import SendingOff, queue_nudge
+
+    try:
+        queue_nudge(store, number, author=request_author(req), source="web")
+    except SendingOff as exc:
+        return card(req, number, errors={"nudge": str(exc)}, code=400)
+    return redirect(req, request_url(number), f"Заявка «{number}»: напоминание подрядчику поставлено в очередь.")
 
 
 def _change_status(req: func.HttpRequest, store: Store, number: str, status_now: str,
