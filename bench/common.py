@@ -1,4 +1,8 @@
-"""Shared benchmark plumbing: a private in-memory Azurite, OMIS settings, fast seeding, timing."""
+"""Shared benchmark plumbing: a private in-memory Azurite, a Store on it, seeding, timing.
+
+Benchmarks use only OMIS's public functions (the Store facade, the local host); what storage
+costs is read from `Store.stats` (calls made, entities read), beside the times.
+"""
 from __future__ import annotations
 
 import os
@@ -7,6 +11,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.azurite import connection_string, free_port, start_azurite, stop_azurite  # noqa: E402
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 
 
 def machine() -> str:
@@ -29,58 +36,53 @@ def machine() -> str:
 
 
 @contextmanager
-def azurite_omis(prefix: str = "bench") -> Iterator[str]:
-    """Start a private Azurite and point OMIS at it; yield the connection string."""
+def azurite() -> Iterator[str]:
+    """Start a private in-memory Azurite; yield its connection string."""
     port = free_port()
     proc = start_azurite(port)
-    conn = connection_string(port)
-    os.environ.update({"OMIS_TABLES_CONNECTION_STRING": conn, "OMIS_TABLE_PREFIX": prefix,
-                       "OMIS_SECRET_KEY": "bench", "OMIS_DELAY_MINUTES": "60"})
-    from functions import settings
-
-    settings.reset_settings()
     try:
-        yield conn
+        yield connection_string(port)
     finally:
         stop_azurite(proc)
 
 
-def seed_requests(count: int, delayed: int, now: datetime, start_index: int = 0) -> None:
-    """Store `count` requests the way add_request does, in batched transactions.
+def make_store(conn: str, prefix: str, **env: str):  # noqa: ANN201 - a functions.storage.Store
+    """Return an initialised Store on its own tables (settings built, not read from os.environ)."""
+    from functions.settings import load_settings
+    from functions.storage import Store
 
-    `delayed` of them changed status more than a day before `now`; the others are done
-    (final) or fresh, so they are not delayed.
+    settings = load_settings({"OMIS_TABLES_CONNECTION_STRING": conn, "OMIS_TABLE_PREFIX": prefix,
+                              "OMIS_SECRET_KEY": "bench", "OMIS_DELAY_MINUTES": "60", **env})
+    store = Store(settings)
+    store.init()
+    return store
+
+
+def seed(store, count: int, *, start: int = 0, breached: int = 0, now: datetime = NOW,  # noqa: ANN001
+         threads: int = 4) -> float:
+    """Add `count` requests through Store.add_request; return the seconds it took.
+
+    The first `breached` were created two days before `now` and heard nothing since (their
+    accept deadline has passed); of the rest, every other one is done (no deadline) and the
+    others are fresh (created within the last half hour).
     """
-    from functions import store
-    from functions.model import DEFAULT_STATUS, STATUS_DONE, HistoryEntry
-
-    table = store._requests_table()
-    batch: list[tuple] = []
-    counts = dict.fromkeys(store.STATUSES, 0)
-    for i in range(start_index, start_index + count):
-        if i - start_index < delayed:
-            at, status = now - timedelta(days=2, minutes=i), DEFAULT_STATUS
+    def one(i: int) -> None:
+        number = f"B-{start + i:06d}"
+        if i < breached:
+            store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
+                              now=now - timedelta(days=2, minutes=i), confirm_similar=True)
         elif i % 2:
-            at, status = now - timedelta(days=3, seconds=i), STATUS_DONE
+            store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
+                              now=now - timedelta(days=3, minutes=i), confirm_similar=True)
+            store.update_status(number, "выполнена", "", author="bench", now=now - timedelta(days=2, minutes=i))
         else:
-            at, status = now - timedelta(seconds=i % 1800), DEFAULT_STATUS  # fresh: under 30 min
-        number = f"B-{i:06d}"
-        row = {"PartitionKey": store.PARTITION, "RowKey": "r_" + store.number_key(number), "Number": number,
-               "Position": f"Позиция {i % 40}", "Description": "Проверка производительности", "Author": "bench",
-               "Status": status, "Comment": "", "CommentAuthor": "", "CreatedAt": at, "StatusUpdatedAt": at,
-               "UpdatedAt": at, "CommentAt": at, "HistorySeq": 1}
-        entry = HistoryEntry(at=at, status=status, comment="", author="bench", source="api")
-        ops = [("create", row), *store._index_ops(None, row), ("create", store._history_row(row, 1, entry))]
-        counts[status] += 1
-        if len(batch) + len(ops) > 100:
-            table.submit_transaction(batch)
-            batch = []
-        batch.extend(ops)
-    if batch:
-        table.submit_transaction(batch)
-    old = store.status_counts()
-    table.upsert_entity({"PartitionKey": store.PARTITION, "RowKey": store.COUNTS_ROW,
-                         **{f"S{i}": old[s] + counts[s] for i, s in enumerate(store.STATUSES)}})
+            store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
+                              now=now - timedelta(seconds=i % 1800), confirm_similar=True)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(count)))
+    store.requests.fold_counts()
+    return time.perf_counter() - started
 
 
 def p50_ms(fn: Callable[[], object], repeat: int = 30, warmup: int = 3) -> float:
@@ -95,4 +97,8 @@ def p50_ms(fn: Callable[[], object], repeat: int = 30, warmup: int = 3) -> float
     return statistics.median(samples)
 
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+def cost(store, fn: Callable[[], object]) -> tuple[int, int]:  # noqa: ANN001
+    """Run a call once; return the storage calls it made and the entities it read."""
+    store.stats.reset()
+    fn()
+    return store.stats.calls, store.stats.entities_read

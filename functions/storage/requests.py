@@ -190,27 +190,31 @@ class RequestStore:
         return totals
 
     def fold_counts(self) -> int:
-        """Fold status-count deltas into the snapshot row; return how many were folded.
+        """Fold every status-count delta into the snapshot row; return how many were folded.
 
-        The snapshot is written under its ETag together with the deletion of the deltas it took,
-        so two folds at once count each delta once (the loser's transaction fails whole).
+        Each chunk of deltas is folded in one transaction with the snapshot, written under its
+        ETag: two folds at once count each delta once (the loser's transaction fails whole and
+        it stops).
         """
         rows = list(self._prefix("t_"))
         snapshot = next((e for e in rows if e["RowKey"] == layout.TALLY_SNAPSHOT), None)
-        deltas = [e for e in rows if e["RowKey"] != layout.TALLY_SNAPSHOT][:FOLD_CHUNK]
-        if not deltas:
-            return 0
+        deltas = [e for e in rows if e["RowKey"] != layout.TALLY_SNAPSHOT]
         keys = ["S" + layout.status_code(s) for s in STATUSES] + ["A"]
-        totals = {k: int((snapshot or {}).get(k, 0)) + sum(int(d.get(k, 0)) for d in deltas) for k in keys}
-        entity = {"PartitionKey": PARTITION, "RowKey": layout.TALLY_SNAPSHOT, **totals}
-        first = (("update", entity, {"mode": UpdateMode.REPLACE, **_etag(snapshot)}) if snapshot
-                 else ("create", entity))
-        try:
-            self.table.submit([first, *(("delete", d, _etag(d)) for d in deltas)])
-        except TableTransactionError as exc:
-            logger.info("status counts: another fold won (%s)", exc.status_code)
-            return 0
-        return len(deltas)
+        folded = 0
+        for start in range(0, len(deltas), FOLD_CHUNK):
+            chunk = deltas[start:start + FOLD_CHUNK]
+            totals = {k: int((snapshot or {}).get(k, 0)) + sum(int(d.get(k, 0)) for d in chunk) for k in keys}
+            entity = {"PartitionKey": PARTITION, "RowKey": layout.TALLY_SNAPSHOT, **totals}
+            first = (("update", entity, {"mode": UpdateMode.REPLACE, **_etag(snapshot)}) if snapshot
+                     else ("create", entity))
+            try:
+                self.table.submit([first, *(("delete", d, _etag(d)) for d in chunk)])
+            except TableTransactionError as exc:
+                logger.info("status counts: another fold won (%s)", exc.status_code)
+                break
+            folded += len(chunk)
+            snapshot = self.table.get(PARTITION, layout.TALLY_SNAPSHOT)
+        return folded
 
     def iter_rows(self, prefix: str, low: str | None = None, high: str | None = None,
                   page_size: int | None = None) -> Iterator[dict[str, Any]]:
