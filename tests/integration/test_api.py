@@ -150,3 +150,67 @@ def test_unknown_route_and_method(call):
     assert call("GET", "/api/nothing-here").status_code == 404
     resp = call("DELETE", "/api/requests")
     assert resp.status_code == 405 and "GET" in resp.headers["Allow"]
+
+
+LEVELS_ENV = ('{"normal": {"title": "Обычная", "accept": "4h", "update": "1d", "resolve": "5d", "clock": "24x7"},'
+              ' "crash": {"title": "Авария", "accept": "15m", "update": "1h", "resolve": "8h", "clock": "24x7"}}')
+
+
+def test_a_request_carries_its_level_and_deadlines(call, configure):
+    configure(OMIS_SLA_LEVELS=LEVELS_ENV)
+    created = body(call("POST", "/api/requests", json.dumps({"number": "L-1", "level": "crash"}), JSON))
+    assert created["level"] == "crash" and created["waiting_on"] == "contractor" and created["breached"] is False
+    assert created["deadline_kind"] == "accept" and created["delayed"] is False
+    assert [d["kind"] for d in created["deadlines"]] == ["accept", "resolve"]
+    for name in ("due", "promised", "last_news_at", "archived", "aliases", "outbox", "history"):
+        assert name in created, name
+    default = body(call("POST", "/api/requests", json.dumps({"number": "L-2"}), JSON))
+    assert default["level"] == "normal"
+
+
+def test_an_unknown_level_or_a_bad_due_is_400_with_the_field(call, configure):
+    configure(OMIS_SLA_LEVELS=LEVELS_ENV)
+    for extra, field in (({"level": "platinum"}, "level"), ({"due": "завтра"}, "due"),
+                         ({"due": "2020-01-01T10:00:00Z"}, "due"), ({"due": 5}, "due")):
+        resp = call("POST", "/api/requests", json.dumps({"number": "BAD-1", **extra}), JSON)
+        assert resp.status_code == 400 and field in body(resp)["fields"], extra
+    assert call("GET", "/api/requests/BAD-1").status_code == 404
+
+
+def test_due_overrides_resolve_and_null_clears_it(call, configure):
+    configure(OMIS_SLA_LEVELS=LEVELS_ENV)
+    created = body(call("POST", "/api/requests", json.dumps({"number": "D-1", "due": "2099-12-05T18:00:00+03:00"}),
+                        JSON))
+    assert created["due"] == "2099-12-05T15:00:00Z"
+    assert {d["kind"]: d["at"] for d in created["deadlines"]}["resolve"] == "2099-12-05T15:00:00Z"
+    cleared = body(call("PATCH", "/api/requests/D-1", json.dumps({"due": None}), JSON))
+    assert cleared["due"] is None and {d["kind"]: d["at"] for d in cleared["deadlines"]}["resolve"] != created["due"]
+
+
+def test_list_filters_by_deadline_order_breached_waiting_and_level(call, configure, store):
+    from datetime import datetime, timedelta, timezone
+
+    configure(OMIS_SLA_LEVELS=LEVELS_ENV)
+    from functions.storage import get_store
+
+    fresh = get_store()
+    now = datetime.now(timezone.utc)
+    fresh.add_request("OLD-1", now=now - timedelta(days=1))                       # accept passed
+    fresh.add_request("CR-1", level="crash", now=now - timedelta(minutes=5))        # accept in 10 min
+    fresh.add_request("Q-1", now=now - timedelta(hours=1))
+    fresh.update_status("Q-1", "требует уточнения", "адрес?", now=now - timedelta(minutes=30))
+    fresh.add_request("DONE-1", now=now - timedelta(hours=2))
+    fresh.update_status("DONE-1", "выполнена", now=now - timedelta(hours=1))
+
+    def numbers(query: str) -> list[str]:
+        resp = call("GET", "/api/requests?" + query)
+        assert resp.status_code == 200, resp.get_body()
+        return [i["number"] for i in body(resp)["items"]]
+
+    assert numbers("sort=deadline") == ["OLD-1", "CR-1", "Q-1", "DONE-1"]   # no deadline last
+    assert numbers("breached=1") == ["OLD-1"]
+    assert numbers("waiting_on=us") == ["Q-1"]
+    assert set(numbers("waiting_on=contractor")) == {"OLD-1", "CR-1"}
+    assert numbers("level=crash") == ["CR-1"]
+    for bad in ("sort=sideways", "waiting_on=them", "level=nope"):
+        assert call("GET", "/api/requests?" + bad).status_code == 400, bad
