@@ -19,7 +19,7 @@ from pathlib import Path
 from common import NOW, ROOT, azurite, machine, make_store, seed
 
 sys.path.insert(0, str(ROOT))
-from tests.fakes.telegram_server import FakeTelegram  # noqa: E402
+from tests.fakes.telegram_server import FakeTelegram
 
 RESULTS = Path(__file__).with_name("results-reminders.md")
 BREACHED = 100
@@ -37,7 +37,7 @@ class Figures:
     messages: int
 
 
-def measure(store, stored: int, telegram: FakeTelegram) -> Figures:  # noqa: ANN001
+def measure(store, stored: int, telegram: FakeTelegram) -> Figures:
     from functions.alerts.remind import notify
 
     now = NOW
@@ -72,22 +72,22 @@ def main() -> None:
             print(rows[-1], flush=True)
     lines = [
         "# Бенчмарк: проход напоминаний", "",
-        f"`bench/bench_reminders.py`: проход `notify` при {BREACHED} и при 10 000 заявок в хранилище, из них у "
+        (f"`bench/bench_reminders.py`: проход `notify` при {BREACHED} и при 10 000 заявок в хранилище, из них у "
         f"{BREACHED} прошёл срок ответа (остальные закрыты или свежие). Пробный запуск (`--dry-run`) читает "
         "индекс сроков и собирает сводку; настоящий проход вдобавок до отправки отмечает напоминания "
         "(пакетные транзакции по 50 заявок с проверкой ETag строки индекса) и отправляет сводку в поддельный "
-        f"Bot API на 127.0.0.1. p50 по {DRY} пробным и {REAL} настоящим проходам.", "",
-        "| заявок | просрочено | строк индекса сроков | всего строк прочитано | обращений к хранилищу | "
-        "пробный, p50 мс | настоящий, p50 мс | сообщений Telegram |",
+        f"Bot API на 127.0.0.1. p50 по {DRY} пробным и {REAL} настоящим проходам."), "",
+        ("| заявок | просрочено | строк индекса сроков | всего строк прочитано | обращений к хранилищу | "
+        "пробный, p50 мс | настоящий, p50 мс | сообщений Telegram |"),
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in rows:
         lines.append(f"| {f.stored} | {BREACHED} | {f.index_rows} | {f.entities} | {f.calls} | {f.dry_ms:.1f} | "
                      f"{f.real_ms:.1f} | {f.messages} |")
-    lines += ["", "Цель — чтение следует за числом просроченных, а не заявок: строк индекса сроков "
+    lines += ["", ("Цель — чтение следует за числом просроченных, а не заявок: строк индекса сроков "
               f"{rows[0].index_rows} и {rows[1].index_rows}. «Всего строк» добавляет постоянное: строку отпечатка "
               "уровней и строки счётчиков по статусам, которые проход сворачивает. Время на Azurite растёт с "
-              "таблицей при том же числе строк (эмулятор перебирает всю таблицу на каждый запрос).", "",
+              "таблицей при том же числе строк (эмулятор перебирает всю таблицу на каждый запрос)."), "",
               f"Машина: {machine()}. Замер от {date.today():%Y-%m-%d}.", "",
               "Повторить: `.venv/bin/python bench/bench_reminders.py`."]
     RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")

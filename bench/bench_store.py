@@ -20,7 +20,7 @@ RESULTS = Path(__file__).with_name("results-store.md")
 WRITES_EACH = 25            # each writer creates this many requests and changes each once
 
 
-def serve(store) -> tuple[str, object]:  # noqa: ANN001
+def serve(store) -> tuple[str, object]:
     """Serve the app on a free port with `store`'s settings as the process's; return its base URL."""
     import os
 
@@ -67,14 +67,14 @@ def writers(base: str, count: int, tag: str) -> dict[str, float]:
             "refused": sum(n for c, n in codes.items() if c >= 500), "codes": dict(sorted(codes.items()))}
 
 
-def mail_calls(store) -> dict[str, int]:  # noqa: ANN001
+def mail_calls(store) -> dict[str, int]:
     """Storage calls of applying one mail to one request: cold (number looked up) and warm, and a duplicate."""
     from functions.mail.sync import message_key
 
     store.add_request("MAIL-1", now=NOW)
     store.requests._ids.clear()          # a fresh process: the number is looked up too
 
-    def apply(key: str):  # noqa: ANN202
+    def apply(key: str):
         request_id = store.requests.resolve("MAIL-1")
         return store.apply_mail(request_id, message=message_key(key, None), status="принята в работу",
                                 comment="взяли", received=NOW + timedelta(minutes=5), message_id=key, subject="RE")
@@ -84,7 +84,7 @@ def mail_calls(store) -> dict[str, int]:  # noqa: ANN001
     return {"cold": cold, "warm": warm, "duplicate": duplicate}
 
 
-def list_figures(store, size: int) -> dict[str, object]:  # noqa: ANN001
+def list_figures(store, size: int) -> dict[str, object]:
     out: dict[str, object] = {"size": size}
     for name, query in (("updated", {}), ("deadline", {"sort": "deadline"}), ("breached", {"breached": True}),
                         ("status", {"status": "выполнена"})):
@@ -97,7 +97,7 @@ def list_figures(store, size: int) -> dict[str, object]:  # noqa: ANN001
     return out
 
 
-def page_ms(store) -> float:  # noqa: ANN001
+def page_ms(store) -> float:
     """Return the server time of GET / (the list page, with counts) on these tables, as the host calls it."""
     import os
 
@@ -152,8 +152,8 @@ def write(figures: dict) -> None:  # type: ignore[type-arg]
         "# Бенчмарк: хранилище", "",
         f"`bench/bench_store.py`, замер от {date.today():%Y-%m-%d}. Машина: {machine()}.", "",
         "## Одновременные записи", "",
-        f"Каждый писатель через локальный хост (HTTP, `POST /api/requests` и `POST …/status`) создаёт "
-        f"{WRITES_EACH} заявок и меняет статус каждой — все пишут в один раздел, каждый в свои заявки.", "",
+        (f"Каждый писатель через локальный хост (HTTP, `POST /api/requests` и `POST …/status`) создаёт "
+        f"{WRITES_EACH} заявок и меняет статус каждой — все пишут в один раздел, каждый в свои заявки."), "",
         "| писателей | записей | записей/с | отказов 5xx | коды ответов |", "|---:|---:|---:|---:|---|",
     ]
     for row in figures["writers"]:
@@ -161,9 +161,9 @@ def write(figures: dict) -> None:  # type: ignore[type-arg]
                      f"{row['codes']} |")
     calls = figures["mail_calls"]
     lines += ["", "## Применение письма к заявке", "",
-              f"Обращений к хранилищу на одно письмо × заявку: {calls['cold']} в новом процессе (номер ищется), "
+              (f"Обращений к хранилищу на одно письмо × заявку: {calls['cold']} в новом процессе (номер ищется), "
               f"{calls['warm']} когда номер уже известен процессу, {calls['duplicate']} для повтора "
-              "(отметка письма — первая операция транзакции: повтор узнаётся по её отказу).", "",
+              "(отметка письма — первая операция транзакции: повтор узнаётся по её отказу)."), "",
               "## Страница списка", "",
               "| заявок | порядок | обращений | строк прочитано | p50, мс |", "|---:|---|---:|---:|---:|"]
     for size in figures["lists"]:
@@ -173,10 +173,10 @@ def write(figures: dict) -> None:  # type: ignore[type-arg]
         lines.append(f"| {size['size']} | счётчики по статусам | {size['counts']['calls']} | "
                      f"{size['counts']['entities']} | — |")
         lines.append(f"| {size['size']} | вся страница `GET /` (список и счётчики) | — | — | {size['page_ms']:.1f} |")
-    lines += ["", f"Холодный старт (`import function_app` сверх пустого интерпретатора, медиана 5): "
-              f"{figures['cold_start_ms']:.0f} мс.", "",
-              "Время на Azurite растёт с таблицей при том же числе прочитанных строк: эмулятор перебирает всю "
-              "таблицу на каждый запрос (см. bench/README.md). Повторить: `.venv/bin/python bench/bench_store.py`."]
+    lines += ["", (f"Холодный старт (`import function_app` сверх пустого интерпретатора, медиана 5): "
+              f"{figures['cold_start_ms']:.0f} мс."), "",
+              ("Время на Azurite растёт с таблицей при том же числе прочитанных строк: эмулятор перебирает всю "
+              "таблицу на каждый запрос (см. bench/README.md). Повторить: `.venv/bin/python bench/bench_store.py`.")]
     RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"written {RESULTS}")
 

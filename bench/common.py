@@ -46,7 +46,7 @@ def azurite() -> Iterator[str]:
         stop_azurite(proc)
 
 
-def make_store(conn: str, prefix: str, **env: str):  # noqa: ANN201 - a functions.storage.Store
+def make_store(conn: str, prefix: str, **env: str):
     """Return an initialised Store on its own tables (settings built, not read from os.environ)."""
     from functions.settings import load_settings
     from functions.storage import Store
@@ -58,7 +58,7 @@ def make_store(conn: str, prefix: str, **env: str):  # noqa: ANN201 - a function
     return store
 
 
-def seed(store, count: int, *, start: int = 0, breached: int = 0, now: datetime = NOW,  # noqa: ANN001
+def seed(store, count: int, *, start: int = 0, breached: int = 0, now: datetime = NOW,
          threads: int = 4) -> float:
     """Add `count` requests through Store.add_request; return the seconds it took.
 
@@ -97,7 +97,7 @@ def p50_ms(fn: Callable[[], object], repeat: int = 30, warmup: int = 3) -> float
     return statistics.median(samples)
 
 
-def cost(store, fn: Callable[[], object]) -> tuple[int, int]:  # noqa: ANN001
+def cost(store, fn: Callable[[], object]) -> tuple[int, int]:
     """Run a call once; return the storage calls it made and the entities it read."""
     store.stats.reset()
     fn()

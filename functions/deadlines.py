@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .model import DEFAULT_STATUS, FINAL_STATUSES, STATUS_CLARIFY, Request
 from .workhours import WorkingCalendar

@@ -140,7 +140,10 @@ class WorkingCalendar:
         return {}
 
     def instant(self, wall: datetime) -> datetime:
-        """Return the UTC instant of a naive wall-clock time in the calendar's zone (a time in a DST gap: as if before it)."""
+        """Return the UTC instant of a naive wall-clock time in the calendar's zone.
+
+        A time in a DST gap is taken as if before the gap.
+        """
         return wall.replace(tzinfo=self.tz).astimezone(_UTC)
 
     def wall(self, moment: datetime) -> datetime:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -126,7 +127,7 @@ def _recent(last: datetime | None, now: datetime, repeat_minutes: int) -> bool:
 
 
 def read_breaches(rows: list[dict[str, Any]], now: datetime, settings: Settings) -> list[Breach]:
-    """Turn deadline-index rows into breaches under the current levels (a stale row that is not breached is left out)."""
+    """Turn deadline-index rows into breaches under the current levels (a stale row, not breached, is left out)."""
     found = []
     for row in rows:
         request = request_from_row(row)

@@ -170,7 +170,7 @@ def play(scenario: Scenario, *, keep_data: bool = False) -> ScenarioResult:
                 break
             except StorageUnavailable:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a bad step fails the scenario, with its reason
+            except Exception as exc:
                 logger.debug("Scenario %s, step %d failed", scenario.name, number, exc_info=True)
                 result.passed = False
                 result.lines.append(f"  ✗ {number}. {player.stamp()} ошибка: {type(exc).__name__}: {exc}")

@@ -51,7 +51,7 @@ class Window:
             return replace(self, start=received, seen=(key,))
         if key in self.seen:
             return self
-        return replace(self, seen=self.seen + (key,))
+        return replace(self, seen=(*self.seen, key))
 
     def has_read(self, received: datetime, key: str) -> bool:
         """Say whether a listed message was read before (or is out of the window)."""

@@ -69,7 +69,8 @@ def _certificate_credential(path: str) -> tuple[dict[str, str], str]:
     if leaf is None:
         raise GraphError(f"OMIS_OUTLOOK_CERTIFICATE_PATH ({path}): ни один сертификат в файле "
                          "не соответствует закрытому ключу")
-    thumbprint = leaf.fingerprint(hashes.SHA1()).hex().upper()  # what the Azure portal shows
+    # An identifier, not a signature: Entra ID names certificates by their SHA-1 thumbprint.
+    thumbprint = leaf.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - what the Azure portal shows
     # With the certificate (and no SHA-1 thumbprint) msal signs with PS256 and x5t#S256.
     credential = {"private_key": key_block.group(0).decode(),
                   "public_certificate": leaf.public_bytes(serialization.Encoding.PEM).decode()}

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..deadlines import KINDS, deadline_state, facts_of
+from ..deadlines import deadline_state, facts_of
 from ..model import FINAL_STATUSES, HistoryEntry, Request, ValidationError, utcnow
 from ..settings import Settings, SettingsError, parse_addresses
-from ..storage import ConflictError, RequestNotFound, Store
-from ..storage import layout
+from ..storage import ConflictError, RequestNotFound, Store, layout
 from ..storage import outbox as rows
 from ..storage.requests import _Change
 from ..storage.tables import as_utc
@@ -45,7 +44,6 @@ DEADLINE_WORDS = {"accept": "Ответ подрядчика", "update": "Нов
                   "promise": "Обещано подрядчиком", "clarify": "Наше уточнение"}
 PASSED_WORDS = {"accept": "прошло время, отведённое на ответ", "update": "давно не было новостей",
                 "resolve": "прошло время, отведённое на выполнение", "promise": "прошло обещанное время"}
-assert set(DEADLINE_WORDS) == set(KINDS)
 
 
 class SendingOff(Exception):
@@ -169,7 +167,7 @@ def queue_nudge(store: Store, number: str, *, author: str, source: str, now: dat
         nudged = set(_nudged(row))
         if nudge_for is not None and nudge_for in nudged:
             return None
-        at = max(now or utcnow(), as_utc(row["UpdatedAt"]))   # type: ignore[type-var]
+        at = max(now or utcnow(), as_utc(row["UpdatedAt"]))
         seq = int(row.get("OutboxSeq") or 0) + 1
         mail = _nudge_mail(row, store.settings, requested_by=author, nudge_for=nudge_for,
                            passed=PASSED_WORDS.get(passed_kind or ""))
@@ -221,8 +219,8 @@ class OutboxReport:
             lines = [f"Пробный запуск: отправилось бы писем {len(self.would_send)}"]
             lines += [f"  {item}" for item in self.would_send]
             return "\n".join(lines + self.notes)
-        lines = [f"Письма подрядчику: отправлено {len(self.sent) + len(self.found_sent)}, "
-                 f"отложено до следующего прохода {len(self.retry_later)}, не отправлено {len(self.failed)}"]
+        lines = [(f"Письма подрядчику: отправлено {len(self.sent) + len(self.found_sent)}, "
+                 f"отложено до следующего прохода {len(self.retry_later)}, не отправлено {len(self.failed)}")]
         lines += [f"  отправлено: {item}" for item in self.sent]
         lines += [f"  уже было отправлено (найдено в «Отправленных»): {item}" for item in self.found_sent]
         lines += [f"  позже: {item}" for item in self.retry_later]
@@ -261,7 +259,8 @@ def send_outbox(store: Store, *, now: datetime | None = None, dry_run: bool = Fa
         return report
     settings = store.settings
     if dry_run:
-        report.would_send = [_label(e, store) for q in queue if (e := rows.mail_row(store.requests, q["Id"], int(q["Seq"])))]
+        found = (rows.mail_row(store.requests, q["Id"], int(q["Seq"])) for q in queue)
+        report.would_send = [_label(entity, store) for entity in found if entity is not None]
         return report
     sending_ready(settings, addresses_given=True)
     own = sender is None

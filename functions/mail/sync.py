@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Iterable
 
 import requests
 
 from ..model import normalize_number, utcnow
 from ..settings import Settings, get_settings
-from ..storage import Store, StorageUnavailable, UnmatchedMail, get_store
+from ..storage import StorageUnavailable, Store, UnmatchedMail, get_store
 from .graph import GraphError, GraphMailClient, GraphThrottled, parse_not_before
 from .message import GraphMessage
 from .parse import ParsedMail, parse_mail
@@ -95,9 +95,9 @@ class MailReport:
             f"Писем уже применённых раньше (пропущены): {self.already_applied}",
             f"Неразобранных писем: новых {self.unmatched}, отложенных раньше {self.unmatched_before}",
             f"Писем с ошибками: {self.errors}",
-            f"Изменений заявок (письмо × заявка): {self.pairs_applied} (статус изменён: "
+            (f"Изменений заявок (письмо × заявка): {self.pairs_applied} (статус изменён: "
             f"{self.pairs_status_changed}, без смены статуса: {self.pairs_unchanged}); уже были: "
-            f"{self.pairs_duplicate}",
+            f"{self.pairs_duplicate}"),
         ]
         return "\n".join(lines + [f"— {note}" for note in self.notes])
 
@@ -194,7 +194,7 @@ class MailPass:
                 tied.extend(t.request_id for t in targets if t.request_id not in tied)
         except StorageUnavailable:
             raise
-        except Exception as exc:  # noqa: BLE001 - one broken message must not stop the pass
+        except Exception as exc:
             logger.exception("Mail %s could not be read", _mail_id(message))
             return _Planned(message, key, None, [], [], False,
                             broken=f"Письмо не удалось разобрать: {type(exc).__name__}: {exc}")
@@ -265,7 +265,8 @@ class MailPass:
     def _apply_targets(self, planned: _Planned) -> tuple[list[str], list[str], list[tuple[str, Exception]]]:
         """Apply the message to each request; return the numbers applied now, applied before, and failed."""
         message, parsed = planned.message, planned.parsed
-        assert parsed is not None
+        if parsed is None:        # planned as broken: nothing to apply
+            return [], [], []
         applied: list[str] = []
         duplicates: list[str] = []
         failed: list[tuple[str, Exception]] = []
@@ -278,7 +279,7 @@ class MailPass:
                     graph_id=message.graph_id)
             except StorageUnavailable:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the other requests of the message still count
+            except Exception as exc:
                 logger.exception("Mail %s could not be applied to request %s", _mail_id(message), target.number)
                 failed.append((target.number, exc))
                 continue
@@ -302,7 +303,7 @@ class MailPass:
                 self.store.mail.link_conversation(conversation_id, request_id)
             except StorageUnavailable:
                 raise
-            except Exception:  # noqa: BLE001 - the mail itself is applied; only later replies lose the tie
+            except Exception:
                 logger.exception("Could not tie a conversation to request %s", request_id)
                 continue
             self._linked.add(link)

@@ -64,7 +64,8 @@ def attach(store: Store, item_id: str, number: str, *, by: str, state: str = "at
     if mail.conversation_id:
         store.mail.link_conversation(mail.conversation_id, request_id)
     request = result.request or store.requests.get_by_id(request_id, with_history=False)
-    assert request is not None
+    if request is None:
+        raise RequestNotFound(number)
     try:
         closed = store.mail.close(item_id, state, by=by, request_number=request.number, now=utcnow())
     except UnmatchedGone:

@@ -6,8 +6,9 @@ so a test or a scenario points OMIS at other tables by building its own from oth
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ..model import Request, ValidationError, utcnow, validate_edit, validate_new_request, validate_status_change
 from ..settings import Settings, get_settings
@@ -27,9 +28,26 @@ from .schema import InitReport, init_store
 from .tables import CallStats, StorageBusy, StorageUnavailable, StoreError, Tables
 
 __all__ = [
-    "CallStats", "ConflictError", "ListQuery", "DuplicateRequestError", "InitReport", "MailApplyResult", "MailStore",
-    "RequestNotFound", "RequestPage", "RequestStore", "SimilarNumberError", "StorageBusy", "StorageUnavailable",
-    "Store", "StoreError", "UnmatchedBusy", "UnmatchedGone", "UnmatchedMail", "get_store", "reset_stores",
+    "CallStats",
+    "ConflictError",
+    "DuplicateRequestError",
+    "InitReport",
+    "ListQuery",
+    "MailApplyResult",
+    "MailStore",
+    "RequestNotFound",
+    "RequestPage",
+    "RequestStore",
+    "SimilarNumberError",
+    "StorageBusy",
+    "StorageUnavailable",
+    "Store",
+    "StoreError",
+    "UnmatchedBusy",
+    "UnmatchedGone",
+    "UnmatchedMail",
+    "get_store",
+    "reset_stores",
 ]
 
 

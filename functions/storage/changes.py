@@ -111,21 +111,22 @@ def apply_mail(store: RequestStore, request_id: str, *, message: str, status: st
     """
     def decide(row: dict[str, Any], _: int) -> _Change:
         at = received
-        in_order = force or at >= as_utc(row["StatusUpdatedAt"])  # type: ignore[operator]
+        in_order = force or at >= as_utc(row["StatusUpdatedAt"])
         changes = status is not None and status != row["Status"] and in_order
-        new_status = status if changes else row["Status"]
+        new_status: str = status if changes and status is not None else row["Status"]
         fields: dict[str, Any] = {"UpdatedAt": later(at, as_utc(row["UpdatedAt"]))}
         if changes:
             fields.update(Status=new_status, StatusUpdatedAt=later(at, as_utc(row["StatusUpdatedAt"])) if force
                           else at)
-        if comment and (force or at >= as_utc(row.get("CommentAt") or row["CreatedAt"])):  # type: ignore[operator]
+        if comment and (force or at >= as_utc(row.get("CommentAt") or row["CreatedAt"])):
             fields.update(Comment=comment, CommentAuthor=author, CommentAt=at)
         if promised is not None and (force or row.get("PromisedAt") is None
-                                     or at >= as_utc(row["PromisedAt"])):  # type: ignore[operator]
+                                     or at >= as_utc(row["PromisedAt"])):
             fields.update(Promised=promised, PromisedAt=at)
-        if row.get("LastMailAt") is None or at >= as_utc(row["LastMailAt"]):  # type: ignore[operator]
+        if row.get("LastMailAt") is None or at >= as_utc(row["LastMailAt"]):
             fields.update(LastMailAt=at, LastMailId=graph_id, LastMailFrom=sender or None,
-                          LastMailMessageId=(message_id or "")[:1000] or None, LastMailSubject=(subject or "")[:500] or None)
+                          LastMailMessageId=(message_id or "")[:1000] or None,
+                          LastMailSubject=(subject or "")[:500] or None)
         # Late mail is still news, but it changes no stage: it comes with the current status.
         fields.update(_facts_after(store, row, at=at, status=new_status, source="mail", news=True))
         entry = HistoryEntry(at=at, status=new_status, comment=comment, author=author, source="mail",

@@ -28,8 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from ..model import FINAL_STATUSES, STATUSES, HistoryEntry, OutboxMail, Request, normalize_number
 from .tables import as_utc, inverted_ts_key, ts_key
@@ -104,7 +105,7 @@ def _json_times(pairs: Iterable[tuple[datetime, datetime]]) -> str:
 def _times_json(text: str | None) -> tuple[tuple[datetime, datetime], ...]:
     if not text:
         return ()
-    return tuple((as_utc(datetime.fromisoformat(a)), as_utc(datetime.fromisoformat(b)))  # type: ignore[misc]
+    return tuple((as_utc(datetime.fromisoformat(a)), as_utc(datetime.fromisoformat(b)))
                  for a, b in json.loads(text))
 
 
@@ -209,7 +210,7 @@ def history_from_row(entity: dict[str, Any]) -> HistoryEntry:
     """Return the HistoryEntry of a history row."""
     to = entity.get("To") or ""
     return HistoryEntry(
-        at=as_utc(entity["At"]), status=entity["Status"], comment=entity.get("Comment") or "",  # type: ignore[arg-type]
+        at=as_utc(entity["At"]), status=entity["Status"], comment=entity.get("Comment") or "",
         author=entity.get("Author") or "", source=entity.get("Source") or "",
         message_id=entity.get("MessageId"), subject=entity.get("Subject"), position=entity.get("MailPosition"),
         promised=as_utc(entity.get("Promised")), to=tuple(a.strip() for a in to.split(",") if a.strip()),

@@ -8,9 +8,10 @@ cursor to read on.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from ..deadlines import deadline_state
 from ..model import STATUSES, Request, ValidationError, utcnow

@@ -18,12 +18,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from ..model import utcnow
 from .layout import digest
-from .tables import KEY_CHARS, Tables, as_utc, decode_cursor, encode_cursor, fit_text, inverted_ts_key
+from .tables import KEY_CHARS, Tables, as_utc, decode_cursor, encode_cursor, fit_text, if_unchanged, inverted_ts_key
 
 UNMATCHED = "unmatched"
 STATE = "state"
@@ -98,7 +97,7 @@ def _entity(mail: UnmatchedMail, prefix: str) -> dict[str, Any]:
 def _mail(entity: dict[str, Any]) -> UnmatchedMail:
     return UnmatchedMail(
         message_key=entity.get("MessageKey", ""), subject=entity.get("Subject", ""),
-        sender=entity.get("Sender", ""), received=as_utc(entity["Received"]),  # type: ignore[arg-type]
+        sender=entity.get("Sender", ""), received=as_utc(entity["Received"]),
         numbers=tuple(json.loads(entity.get("Numbers") or "[]")), message_id=entity.get("MessageId", ""),
         reason=entity.get("Reason", ""), text=entity.get("Text", ""), unique_text=entity.get("UniqueText", ""),
         conversation_id=entity.get("ConversationId", ""), graph_id=entity.get("GraphId", ""),
@@ -216,9 +215,8 @@ class MailStore:
             raise UnmatchedBusy(claimed)
         entity["Claim"], entity["ClaimedAt"], entity["ClaimedBy"] = request_id, now, by[:200]
         try:
-            self.table.update(entity, mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],
-                              match_condition=MatchConditions.IfNotModified)
-        except Exception as exc:  # noqa: BLE001 - a concurrent claim changed the row
+            self.table.update(entity, mode=UpdateMode.REPLACE, **if_unchanged(entity))
+        except Exception as exc:
             if getattr(exc, "status_code", None) in (409, 412):
                 raise UnmatchedBusy(request_id) from None
             raise
@@ -235,8 +233,7 @@ class MailStore:
                        request_number=request_number, claim="")
         target = DISMISSED if state == "dismissed" else HANDLED
         try:
-            self.table.submit([("delete", entity, {"etag": entity.metadata["etag"],
-                                                    "match_condition": MatchConditions.IfNotModified}),
+            self.table.submit([("delete", entity, if_unchanged(entity)),
                                ("upsert", _entity(done, target), {"mode": UpdateMode.REPLACE})])
         except TableTransactionError as exc:
             if exc.status_code in (404, 409, 412):

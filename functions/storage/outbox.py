@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.data.tables import UpdateMode
 
 from ..model import HistoryEntry
 from . import layout
 from .layout import PARTITION
 from .requests import RequestStore, _Change
-from .tables import as_utc, is_conflict
+from .tables import as_utc, if_unchanged, is_conflict
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 
@@ -89,9 +88,8 @@ def claim(store: RequestStore, entity: dict[str, Any], *, by: str, at: datetime)
     claimed = dict(entity)
     claimed.update(Attempts=int(entity.get("Attempts") or 0) + 1, ClaimedAt=at, ClaimedBy=by[:200])
     try:
-        store.table.update(claimed, mode=UpdateMode.REPLACE, etag=entity.metadata["etag"],
-                           match_condition=MatchConditions.IfNotModified)
-    except Exception as exc:  # noqa: BLE001 - only a conflict means "someone else"; the rest propagates
+        store.table.update(claimed, mode=UpdateMode.REPLACE, **if_unchanged(entity))
+    except Exception as exc:
         if is_conflict(exc):
             return None
         raise
@@ -117,15 +115,14 @@ def finish(store: RequestStore, entity: dict[str, Any], *, state: str, at: datet
         done.update(State=state, StateAt=at, Error=error[:2000] or None, ConversationId=conversation_id,
                     SentGraphId=graph_id)
         done = {k: v for k, v in done.items() if v is not None}
-        ops: list[tuple] = [("update", done, {"mode": UpdateMode.REPLACE, "etag": current.metadata["etag"],
-                                               "match_condition": MatchConditions.IfNotModified})]
+        ops: list[tuple] = [("update", done, {"mode": UpdateMode.REPLACE, **if_unchanged(current)})]
         ops.append(("delete", {"PartitionKey": PARTITION,
-                               "RowKey": layout.queue_key(as_utc(current["QueuedAt"]), request_id, seq)}))   # type: ignore[arg-type]
+                               "RowKey": layout.queue_key(as_utc(current["QueuedAt"]), request_id, seq)}))
         who = "подрядчику" if mail.kind == "request" else "подрядчику (напоминание)"
         comment = (f"Письмо {who} отправлено." if state == SENT else f"Письмо {who} не отправлено: {error}")
         entry = HistoryEntry(at=at, status=row["Status"], comment=comment, author=mail.requested_by or "Робот",
                              source="outbox", message_id=mail.message_id, subject=mail.subject, to=mail.to)
-        fields: dict[str, Any] = {"UpdatedAt": max(at, as_utc(row["UpdatedAt"]))}   # type: ignore[type-var]
+        fields: dict[str, Any] = {"UpdatedAt": max(at, as_utc(row["UpdatedAt"]))}
         if state == SENT:
             fields.update(LastSentId=mail.message_id, LastSentAt=at)
         return _Change(fields, entry, ops=ops)

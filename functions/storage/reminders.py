@@ -9,16 +9,16 @@ a request changed since it was read (its k_ row rewritten or gone) is not noted 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
-from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from . import layout
 from .layout import PARTITION
 from .requests import RequestStore
-from .tables import as_utc, backoff, is_conflict, MAX_ATTEMPTS
+from .tables import MAX_ATTEMPTS, as_utc, backoff, if_unchanged, is_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ _BATCH = 50   # requests per transaction: two operations each
 def _claim_ops(row: dict[str, Any], fields: dict[str, Any]) -> list[tuple]:
     return [
         ("update", {"PartitionKey": PARTITION, "RowKey": row["RowKey"], **fields},
-         {"mode": UpdateMode.MERGE, "etag": row.metadata["etag"], "match_condition": MatchConditions.IfNotModified}),
+         {"mode": UpdateMode.MERGE, **if_unchanged(row)}),
         ("update", {"PartitionKey": PARTITION, "RowKey": layout.request_key(row["Id"]), **fields},
          {"mode": UpdateMode.MERGE}),
     ]
@@ -41,7 +41,7 @@ def claim(store: RequestStore, wanted: Iterable[tuple[dict[str, Any], tuple[str,
     `fields` names what is claimed: TEAM, ESCALATION or both. A batch that fails whole is
     retried request by request, each against its row as read.
     """
-    pending = [(row, {name: at for name in names}) for row, names in wanted if names]
+    pending = [(row, dict.fromkeys(names, at)) for row, names in wanted if names]
     claimed: set[str] = set()
     for start in range(0, len(pending), _BATCH):
         chunk = pending[start:start + _BATCH]
@@ -75,8 +75,7 @@ def release(store: RequestStore, rows: Iterable[dict[str, Any]], at: datetime, f
                 restored = {k: v for k, v in current.items() if k != field}
                 if read.get(field) is not None:
                     restored[field] = read[field]
-                ops.append(("update", restored, {"mode": UpdateMode.REPLACE, "etag": current.metadata["etag"],
-                                                 "match_condition": MatchConditions.IfNotModified}))
+                ops.append(("update", restored, {"mode": UpdateMode.REPLACE, **if_unchanged(current)}))
             if not ops:
                 break
             try:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from azure.core import MatchConditions
 from azure.data.tables import TableTransactionError, UpdateMode
 
 from ..deadlines import Facts, deadline_state, facts_of, record_change
@@ -33,7 +33,7 @@ from ..model import (
 from ..settings import Settings
 from . import layout
 from .layout import PARTITION
-from .tables import Table, Tables, as_utc, failed_index, retrying, ts_key
+from .tables import Table, Tables, as_utc, failed_index, if_unchanged, retrying, ts_key
 
 logger = logging.getLogger(__name__)
 
@@ -100,10 +100,6 @@ class _Change:
     first_ops: list[tuple] = field(default_factory=list)  # operations whose failure means "done already"
     refused: Callable[[], Exception] | None = None       # …or, when set, means this error instead
     outcome: str = "recorded"
-
-
-def _etag(entity: dict[str, Any]) -> dict[str, Any]:
-    return {"etag": entity.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
 
 
 class RequestStore:
@@ -176,7 +172,7 @@ class RequestStore:
 
     def counts(self) -> dict[str, int]:
         """Return how many requests there are in each status (archived ones under "archived")."""
-        totals: dict[str, int] = {status: 0 for status in STATUSES}
+        totals: dict[str, int] = dict.fromkeys(STATUSES, 0)
         totals["archived"] = 0
         deltas: list[dict[str, Any]] = []
         for entity in self._prefix("t_"):
@@ -205,10 +201,10 @@ class RequestStore:
             chunk = deltas[start:start + FOLD_CHUNK]
             totals = {k: int((snapshot or {}).get(k, 0)) + sum(int(d.get(k, 0)) for d in chunk) for k in keys}
             entity = {"PartitionKey": PARTITION, "RowKey": layout.TALLY_SNAPSHOT, **totals}
-            first = (("update", entity, {"mode": UpdateMode.REPLACE, **_etag(snapshot)}) if snapshot
+            first = (("update", entity, {"mode": UpdateMode.REPLACE, **if_unchanged(snapshot)}) if snapshot
                      else ("create", entity))
             try:
-                self.table.submit([first, *(("delete", d, _etag(d)) for d in chunk)])
+                self.table.submit([first, *(("delete", d, if_unchanged(d)) for d in chunk)])
             except TableTransactionError as exc:
                 logger.info("status counts: another fold won (%s)", exc.status_code)
                 break
@@ -244,7 +240,8 @@ class RequestStore:
         delta: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": layout.tally_delta_key(at, request_id, seq)}
         if before:
             delta[before] = -1
-        delta[after] = delta.get(after, 0) + 1   # type: ignore[index]
+        if after:
+            delta[after] = delta.get(after, 0) + 1
         return [("create", delta)]
 
     def create(self, number: str, position: str, description: str, *, author: str, source: str,
@@ -336,7 +333,7 @@ class RequestStore:
             new = self._next_row(old, change)
             seq = int(new.get("HistorySeq", 0))
             ops: list[tuple] = list(change.first_ops)
-            ops.append(("update", new, {"mode": UpdateMode.REPLACE, **_etag(old)}))
+            ops.append(("update", new, {"mode": UpdateMode.REPLACE, **if_unchanged(old)}))
             ops += layout.index_ops(old, new)
             if change.entry is not None:
                 ops.append(("create", layout.history_row(request_id, seq, change.entry)))
@@ -375,7 +372,8 @@ class RequestStore:
         """Recompute a request's deadline index (the levels or the calendar changed); True if it moved."""
         def decide(row: dict[str, Any], _: int) -> _Change | None:
             found = self._deadline(row)
-            current = (as_utc(row.get("Deadline")), row.get("DeadlineKind")) if row.get("Deadline") else None
+            stored: datetime | None = as_utc(row.get("Deadline"))
+            current = (stored, str(row.get("DeadlineKind"))) if stored is not None else None
             return None if found == current else _Change({}, None)
         return self.change(request_id, decide, busy="хранилище занято") is not None
 
@@ -442,7 +440,7 @@ def outbox_from_row(entity: dict[str, Any]) -> OutboxMail:
     """Return the OutboxMail value of an outbox row."""
     return OutboxMail(seq=int(entity["Seq"]), kind=entity.get("Kind") or "request",
                       subject=entity.get("Subject") or "", to=tuple(json.loads(entity.get("To") or "[]")),
-                      state=entity.get("State") or "queued", at=as_utc(entity.get("StateAt") or entity["QueuedAt"]),  # type: ignore[arg-type]
+                      state=entity.get("State") or "queued", at=as_utc(entity.get("StateAt") or entity["QueuedAt"]),
                       error=entity.get("Error") or "")
 
 
@@ -456,7 +454,7 @@ def later(a: datetime | None, b: datetime | None) -> datetime | None:
 def fresh_time(row: dict[str, Any], now: datetime | None = None) -> datetime:
     """Return a timestamp for a person's change: now, but never before the request's last change."""
     moment = now or utcnow()
-    floor = max(as_utc(row["UpdatedAt"]), as_utc(row["StatusUpdatedAt"]))  # type: ignore[type-var]
+    floor = max(as_utc(row["UpdatedAt"]), as_utc(row["StatusUpdatedAt"]))
     return moment if moment >= floor else floor + timedelta(microseconds=1)
 
 

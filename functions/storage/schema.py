@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from azure.data.tables import UpdateMode
 
@@ -151,7 +152,7 @@ def _skeleton(number: str) -> str:
 
 
 def _v2_history(request_id: str, entity: dict[str, Any]) -> dict[str, Any]:
-    entry = HistoryEntry(at=as_utc(entity["At"]), status=entity["Status"], comment=entity.get("Comment") or "",  # type: ignore[arg-type]
+    entry = HistoryEntry(at=as_utc(entity["At"]), status=entity["Status"], comment=entity.get("Comment") or "",
                          author=entity.get("Author") or "", source=entity.get("Source") or "",
                          message_id=entity.get("MessageId"), subject=entity.get("Subject"),
                          position=entity.get("MailPosition"))
@@ -167,8 +168,8 @@ def _v2_request_row(requests: RequestStore, entity: dict[str, Any], request_id: 
     request = Request(
         number=entity["Number"], position=entity.get("Position") or "", description=entity.get("Description") or "",
         author=entity.get("Author") or "", status=entity["Status"], comment=entity.get("Comment") or "",
-        comment_author=entity.get("CommentAuthor") or "", created_at=created,  # type: ignore[arg-type]
-        status_updated_at=as_utc(entity["StatusUpdatedAt"]), updated_at=as_utc(entity["UpdatedAt"]),  # type: ignore[arg-type]
+        comment_author=entity.get("CommentAuthor") or "", created_at=created,
+        status_updated_at=as_utc(entity["StatusUpdatedAt"]), updated_at=as_utc(entity["UpdatedAt"]),
         id=request_id, level=level, last_reminded_at=as_utc(entity.get("LastRemindedAt")))
     row = layout.row_from_request(request, history_seq=int(entity.get("HistorySeq") or len(history)),
                                   extra={"CommentAt": entity.get("CommentAt")})

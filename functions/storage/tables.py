@@ -10,10 +10,11 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar, overload
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -100,6 +101,12 @@ def fit_text(text: str, max_units: int) -> str:
     return cut.decode("utf-16-le", "surrogatepass")
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """Return a plain aware UTC datetime (Table Storage gives its own subclass)."""
     if value is None:
@@ -132,15 +139,27 @@ def failed_index(exc: TableTransactionError) -> int | None:
     return index if isinstance(index, int) else None
 
 
+def etag_of(entity: Mapping[str, Any]) -> str:
+    """Return the ETag Table Storage gave an entity it returned."""
+    return str(entity.metadata["etag"])   # type: ignore[attr-defined]
+
+
+def if_unchanged(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the keyword arguments that make a write conditional on the entity's ETag."""
+    from azure.core import MatchConditions
+
+    return {"etag": etag_of(entity), "match_condition": MatchConditions.IfNotModified}
+
+
 def backoff(attempt: int) -> None:
     """Wait a little before retrying a conflicting transaction, more after each try (with jitter)."""
-    time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+    time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))  # noqa: S311 - jitter, not a secret
 
 
 class Table:
     """One OMIS table: the SDK client, counting calls, re-creating the table if it vanished."""
 
-    def __init__(self, owner: "Tables", suffix: str) -> None:
+    def __init__(self, owner: Tables, suffix: str) -> None:
         self._owner = owner
         self.suffix = suffix
         self.name = owner.prefix + suffix
@@ -221,7 +240,8 @@ class Tables:
     """The OMIS tables of one storage configuration, created on first use."""
 
     def __init__(self, settings: Settings) -> None:
-        options = {"retry_total": 2, "retry_backoff_factor": 0.2, "connection_timeout": 5, "read_timeout": 20}
+        options: dict[str, Any] = {"retry_total": 2, "retry_backoff_factor": 0.2, "connection_timeout": 5,
+                                   "read_timeout": 20}
         try:
             if settings.tables_endpoint:
                 from azure.identity import DefaultAzureCredential  # heavy import: only when used

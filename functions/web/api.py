@@ -23,7 +23,16 @@ from ..storage import (
 )
 from ..storage.changes import UNSET
 from ..storage.mail import UnmatchedMail
-from .http import cursor_param, guarded_json, json_error, json_response, plain_int, request_author, route_tail, split_action
+from .http import (
+    cursor_param,
+    guarded_json,
+    json_error,
+    json_response,
+    plain_int,
+    request_author,
+    route_tail,
+    split_action,
+)
 from .present import iso, present, request_json
 
 logger = logging.getLogger(__name__)
@@ -58,7 +67,7 @@ def _json_body(req: func.HttpRequest, fields: frozenset[str], *, optional: bool 
     unknown = set(data) - fields
     if unknown:
         return json_error("Неизвестные поля: " + ", ".join(sorted(unknown)), 400,
-                          {name: "Неизвестное поле." for name in sorted(unknown)})
+                          dict.fromkeys(sorted(unknown), "Неизвестное поле."))
     return data
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import azure.functions as func
@@ -13,7 +14,6 @@ from ..auth import SignInRequired, identify
 from ..model import ValidationError
 from ..settings import SettingsError, get_settings
 from ..storage import StorageUnavailable
-from .present import iso
 
 logger = logging.getLogger(__name__)
 

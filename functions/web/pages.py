@@ -6,6 +6,7 @@ from typing import Any
 
 import azure.functions as func
 
+from ..mail.outbox import new_request_hook
 from ..model import FINAL_STATUSES, ValidationError, parse_instant, utcnow
 from ..storage import (
     ConflictError,
@@ -16,7 +17,6 @@ from ..storage import (
     Store,
     get_store,
 )
-from ..mail.outbox import new_request_hook
 from ..storage.changes import UNSET
 from .http import cursor_param, plain_int, request_author, route_tail, split_action
 from .present import present
@@ -71,7 +71,8 @@ def _list_page(req: func.HttpRequest) -> func.HttpResponse:
     now = utcnow()
     flash, clear = take_flash(req)
     number = plain_int(req.params.get("page") or "1") or 1
-    next_url = list_url(**filters, cursor=page_data.next_cursor, page=str(number + 1)) if page_data.next_cursor else None
+    next_url = (list_url(**filters, cursor=page_data.next_cursor, page=str(number + 1))
+                if page_data.next_cursor else None)
     return page(req, "list.html", cookie=clear, nav="archive" if query.archived else "list", flash=flash,
                 rows=[present(r, store.settings, now) for r in page_data.items], counts=counts,
                 total=sum(v for k, v in counts.items() if k != "archived"), filters=filters,
@@ -169,7 +170,8 @@ def card(req: func.HttpRequest, number: str, *, values: dict[str, str] | None = 
     view = present(found, settings, utcnow())
     tz = settings.timezone
     default_edit = {"number": found.number, "position": found.position, "description": found.description,
-                    "level": view.level.id, "due": found.due.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if found.due else ""}
+                    "level": view.level.id,
+                    "due": found.due.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if found.due else ""}
     return page(req, "request.html", code, cookie=cookie, nav="card", flash=flash, r=found, view=view,
                 values=values or {"status": found.status, "comment": ""}, errors=errors or {},
                 edit_values=edit_values or default_edit, edit_errors=edit_errors or {}, csrf_token=csrf_token(req),

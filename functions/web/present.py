@@ -10,7 +10,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 from ..alerts.digest import format_quiet
-from ..deadlines import KINDS, Deadline, DeadlineState, ServiceLevel, deadline_state, facts_of, overdue_minutes
+from ..deadlines import Deadline, DeadlineState, ServiceLevel, deadline_state, facts_of, overdue_minutes
 from ..model import HistoryEntry, Request
 from ..settings import Settings
 
@@ -23,7 +23,6 @@ KIND_TITLES = {
 }
 WAITING_TITLES = {"contractor": "Ждём подрядчика", "us": "Ждут нас", "nobody": "—"}
 WEEKDAYS = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
-assert set(KIND_TITLES) == set(KINDS)
 
 
 @dataclass(frozen=True)

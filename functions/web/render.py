@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import azure.functions as func
@@ -47,7 +48,7 @@ SOURCE_LABELS = {"web": "веб", "api": "API", "mail": "почта", "outbox": 
                  "import": "импорт"}
 FIELD_LABELS = {"number": "Номер", "position": "Позиция", "description": "Описание", "status": "Статус",
                 "comment": "Комментарий", "level": "Уровень", "due": "Срок", "to": "Кому"}
-STATUS_CLASSES = dict(zip(STATUSES, ("sent", "accepted", "clarify", "done", "rejected")))
+STATUS_CLASSES = dict(zip(STATUSES, ("sent", "accepted", "clarify", "done", "rejected"), strict=True))
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 FormHandler = Callable[[func.HttpRequest, dict[str, str]], func.HttpResponse]
 Reshow = Callable[[func.HttpRequest, dict[str, str], str, int], func.HttpResponse]

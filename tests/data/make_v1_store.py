@@ -10,8 +10,9 @@ import json
 import os
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, str(Path(__file__).parent))
 from scripts.azurite import connection_string, free_port, start_azurite, stop_azurite
 
 port = free_port()

@@ -149,7 +149,7 @@ class MailActions:
         if sent_lookup:
             self._file_ready_sent()
         found = [m for m in self._messages.values() if m.folder_id == folder.id and _matches(m, clauses)]
-        ascending = len(order) == 2 and order[1].lower() == "asc" or len(order) == 1
+        ascending = (len(order) == 2 and order[1].lower() == "asc") or len(order) == 1
         found.sort(key=lambda m: (m.received, m.id), reverse=not ascending)
         top = int(call.query.get("$top") or prefer.get("odata.maxpagesize") or gs.DEFAULT_PAGE_SIZE)
         top = min(top, self.page_cap or 1000, 1000)

@@ -126,7 +126,7 @@ def test_missing_permission_is_rejected_for_good_naming_mail_send(fake_graph, se
     fake_graph.fail_next(1, 403, code="ErrorAccessDenied", message="Access is denied.", path_contains="/sendMail")
     message_id, mail = request_mail(fake_graph)
 
-    with pytest.raises(SendRejected, match="Mail.Send") as caught:
+    with pytest.raises(SendRejected, match=r"Mail\.Send") as caught:
         sender_for().send_new(to=[CONTRACTOR], message_id=message_id, **mail)
 
     assert caught.value.status == 403
@@ -262,7 +262,7 @@ def test_fake_json_and_mime_replies_go_to_the_original_sender_by_default(fake_gr
     url = f"{fake_graph.graph_url}/v1.0/users/{fake_graph.mailbox}/messages/{original}/reply"
     headers = {"Authorization": f"Bearer {_token(fake_graph)}"}
     mime = base64.b64encode("Subject: RE: Заявка №2\r\nMessage-ID: <r-2@contoso.example>\r\n\r\nспасибо\r\n"
-                            .encode("utf-8"))
+                            .encode())
 
     json_answer = requests.post(url, data=json.dumps({"comment": "спасибо"}), verify=fake_graph.ca_bundle,
                                 headers={**headers, "Content-Type": "application/json"}, timeout=5)

@@ -146,7 +146,7 @@ def test_window_survives_an_expired_delta_link(fake_graph, reader):  # noqa: F81
     first = client.read_messages(None, now=NOW)
     fake_graph.expire_sync_states()
 
-    batches = [first] + read_until_complete(client, link=first.resume_link)
+    batches = [first, *read_until_complete(client, link=first.resume_link)]
 
     assert ids(batches) == set(delivered)
     assert batches[1].restarted

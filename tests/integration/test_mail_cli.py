@@ -6,11 +6,10 @@ import datetime as dt
 import pytest
 
 from functions.cli import main as dispatcher
-from functions.storage import get_store
-from functions.storage import tables
 from functions.mail import commands
 from functions.mail.samples import SAMPLE_REQUEST_NUMBERS
 from functions.settings import reset_settings
+from functions.storage import get_store, tables
 from tests.fakes.fixtures import fake_graph  # noqa: F401
 from tests.fakes.graph_server import FakeGraph
 from tests.support import set_env

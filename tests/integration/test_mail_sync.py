@@ -11,7 +11,7 @@ import pytest
 from functions.mail import sync
 from functions.mail.graph import GraphMailClient
 from functions.settings import get_settings
-from functions.storage import Store, StorageUnavailable, get_store
+from functions.storage import StorageUnavailable, Store, get_store
 from tests.conftest import ROOT
 from tests.fakes.fixtures import fake_graph, recorded_sleeps  # noqa: F401
 from tests.fakes.graph_server import FakeGraph
@@ -101,7 +101,10 @@ def test_public_corpus_case_end_to_end(case, mail_env):
 
 # -- exactly once ------------------------------------------------------------------------------
 
-def deliver(fake: FakeGraph, numbers: list[str], start: dt.datetime = at(9)) -> None:
+NINE = at(9)
+
+
+def deliver(fake: FakeGraph, numbers: list[str], start: dt.datetime = NINE) -> None:
     for i, number in enumerate(numbers):
         fake.add_message(FOLDER, f"RE: Заявка №{number}", f"Заявка №{number} принята в работу.",
                          start + dt.timedelta(minutes=i))

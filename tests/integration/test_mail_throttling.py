@@ -11,8 +11,8 @@ import logging
 
 import pytest
 
-from functions.storage import get_store
 from functions.mail import graph, sync
+from functions.storage import get_store
 from tests.fakes.fixtures import fake_graph  # noqa: F401
 from tests.fakes.graph_server import FakeGraph
 from tests.support import set_env

@@ -5,7 +5,7 @@ import json
 import re
 from urllib.parse import urlencode
 
-from functions.storage import Store, StorageUnavailable, get_store
+from functions.storage import StorageUnavailable, Store, get_store
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from azure.data.tables import TableTransactionError
 
+from functions.mail.sync import message_key
 from functions.model import DEFAULT_STATUS, ValidationError
 from functions.storage import (
     ConflictError,
@@ -19,7 +20,6 @@ from functions.storage import (
 )
 from functions.storage import tables as tables_module
 from functions.storage.layout import PARTITION
-from functions.mail.sync import message_key
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -211,7 +211,7 @@ def test_two_writers_with_a_stale_etag_lose_nothing(store, monkeypatch):
     def write(comment):
         try:
             store.update_comment("R", comment, author="w")
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(c,), name=f"writer{c}") for c in ("первый", "второй")]
@@ -237,7 +237,7 @@ def test_failed_transaction_leaves_no_half_change(store, monkeypatch):
 
     monkeypatch.setattr(store.requests.table, "submit", submit_with_a_broken_last_op)
     monkeypatch.setattr(tables_module, "backoff", lambda attempt: None)
-    with pytest.raises(Exception):
+    with pytest.raises(TableTransactionError):
         store.update_status("H", "выполнена", "x", now=at(5))
     monkeypatch.undo()
     assert store.get_request("H") == before

@@ -157,6 +157,5 @@ def test_an_upgrade_cut_off_half_way_is_finished_by_the_next_init(v1_store, monk
     monkeypatch.setattr(schema, "_upgrade_mail", real)
     report = v1_store.init()
     assert report.upgraded_from == 1
-    assert len(v1_store.get_request("10501").history) == len(
-        [h for h in v1_rows("h_10501_")])
+    assert len(v1_store.get_request("10501").history) == len(v1_rows("h_10501_"))
     assert sorted(m.subject for m in v1_store.mail.list_unmatched()[0]) == ["RE: HP", "Вопрос", "Заявка №99901"]

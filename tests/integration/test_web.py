@@ -9,9 +9,9 @@ from urllib.parse import quote, urlencode
 import azure.functions as func
 import pytest
 
-from functions.web import signing
-from functions.model import utcnow
 from functions.alerts.digest import format_quiet as format_duration
+from functions.model import utcnow
+from functions.web import signing
 from functions.web.render import format_ts
 from functions.web.static import static_path
 
@@ -141,7 +141,7 @@ def test_delayed_rows_say_how_long_they_are_quiet(call, store):
     store.add_request("D-DONE", now=utcnow() - timedelta(hours=5))
     store.update_status("D-DONE", "выполнена", author="Робот", now=utcnow() - timedelta(hours=4))
     page = text(call("GET", "/"))
-    rows = {n: row for n, row in zip(listed_numbers(page), page.split("<tr")[2:])}
+    rows = dict(zip(listed_numbers(page), page.split("<tr")[2:], strict=True))
     assert 'class="delayed"' in rows["D-OLD"] and "Без ответа 3 ч 5 мин" in rows["D-OLD"]
     assert "Просрочено" in rows["D-OLD"] and "Ждём подрядчика" in rows["D-OLD"]
     assert "Без ответа" not in rows["D-NEW"] and "Без ответа" not in rows["D-DONE"]
@@ -287,7 +287,7 @@ def test_security_headers_on_every_page(call, path):
 
 
 def test_storage_outage_is_a_503_page(call, monkeypatch):
-    from functions.storage import Store, StorageUnavailable
+    from functions.storage import StorageUnavailable, Store
 
     def down(*args, **kwargs):
         raise StorageUnavailable("Хранилище недоступно: ServiceRequestError")

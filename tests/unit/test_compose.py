@@ -22,9 +22,9 @@ DATE = dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.timezone.utc)
 
 
 def request(**overrides):
-    values = dict(number="ТО-2026/77", position="Подстанция 5", description="Не работает\nсчётчик <A&B>",
-                  level_title="Срочная", deadlines=["Ответ — до 26.11.2026 13:30", "Решение — до 27.11.2026 12:30"],
-                  author="Инженер Иванов")
+    values = {"number": "ТО-2026/77", "position": "Подстанция 5", "description": "Не работает\nсчётчик <A&B>",
+              "level_title": "Срочная", "deadlines": ["Ответ — до 26.11.2026 13:30", "Решение — до 27.11.2026 12:30"],
+              "author": "Инженер Иванов"}
     values.update(overrides)
     return compose_request(**values)
 
@@ -115,8 +115,8 @@ def test_new_mail_mime_has_no_threading_headers():
 @pytest.mark.parametrize("field, value", [("message_id", "omis.3@contoso.example"),
                                           ("message_id", "<no-at-sign>"), ("in_reply_to", "<a b@c>")])
 def test_mime_refuses_what_is_not_a_message_id(field, value):
-    args = dict(sender=None, to=["ivan@contractor.example"], subject="s", text="t", html="h",
-                message_id="<ok@contoso.example>", date=DATE)
+    args = {"sender": None, "to": ["ivan@contractor.example"], "subject": "s", "text": "t", "html": "h",
+            "message_id": "<ok@contoso.example>", "date": DATE}
     args[field] = value
     with pytest.raises(ValueError, match="Message-ID"):
         build_mime(**args)

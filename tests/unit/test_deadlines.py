@@ -1,13 +1,16 @@
 """Service levels, the work/24x7 clock, facts of a request and its deadlines (SPEC §4)."""
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from functions.deadlines import (
     KINDS,
@@ -93,12 +96,12 @@ def test_bad_duration_is_refused_in_russian(text: object, message: str) -> None:
 
 def test_the_three_spec_levels_are_read_in_order() -> None:
     assert list(LEVELS) == ["normal", "urgent", "crash"]
-    assert NORMAL == ServiceLevel("normal", "Обычная", "work", accept=Duration(4, "h"), update=Duration(1, "d"),
-                                  resolve=Duration(5, "d"), clarify=Duration(1, "d"))
-    assert URGENT == ServiceLevel("urgent", "Срочная", "work", accept=Duration(1, "h"), update=Duration(4, "h"),
-                                  resolve=Duration(1, "d"))
-    assert CRASH == ServiceLevel("crash", "Авария", "24x7", accept=Duration(15, "m"), update=Duration(1, "h"),
-                                 resolve=Duration(8, "h"))
+    assert ServiceLevel("normal", "Обычная", "work", accept=Duration(4, "h"), update=Duration(1, "d"),
+                                  resolve=Duration(5, "d"), clarify=Duration(1, "d")) == NORMAL
+    assert ServiceLevel("urgent", "Срочная", "work", accept=Duration(1, "h"), update=Duration(4, "h"),
+                                  resolve=Duration(1, "d")) == URGENT
+    assert ServiceLevel("crash", "Авария", "24x7", accept=Duration(15, "m"), update=Duration(1, "h"),
+                                 resolve=Duration(8, "h")) == CRASH
     assert [NORMAL.duration(kind) for kind in KINDS] == [Duration(4, "h"), Duration(1, "d"), Duration(5, "d"),
                                                           None, Duration(1, "d")]
     assert URGENT.duration("clarify") is None
@@ -253,7 +256,7 @@ def test_a_calendar_without_working_time_stops_at_the_horizon() -> None:
     assert state.running == () and state.deadline is None and state.waiting_on == WAITING_CONTRACTOR
 
 
-moments = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31),
+moments = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31),  # noqa: DTZ001 - hypothesis bounds are naive
                        timezones=st.just(UTC))
 
 
@@ -278,7 +281,7 @@ def test_counting_a_long_span_equals_counting_it_day_by_day(start: datetime, min
         cuts.append(midnight)
         day += timedelta(days=1)
     cuts.append(end)
-    by_day = sum(calendar.working_minutes(a, b) for a, b in zip(cuts, cuts[1:]))
+    by_day = sum(calendar.working_minutes(a, b) for a, b in itertools.pairwise(cuts))
     assert calendar.working_minutes(start, end) == pytest.approx(by_day)
 
 

@@ -206,7 +206,7 @@ def test_instant_is_read_in_the_given_zone_across_a_clock_change() -> None:
 
 
 def test_naive_received_time_is_utc() -> None:
-    naive = datetime(2026, 11, 25, 8, 15)
+    naive = datetime(2026, 11, 25, 8, 15)  # noqa: DTZ001 - the case under test
     assert find_promise("Будем через 2 часа.", received=naive, tz=MSK, calendar=PLAIN) == datetime(
         2026, 11, 25, 10, 15, tzinfo=timezone.utc
     )

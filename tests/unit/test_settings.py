@@ -57,7 +57,7 @@ def test_default_level_can_be_chosen():
 
 
 def test_unknown_default_level_names_the_setting_and_the_levels():
-    with pytest.raises(SettingsError, match="OMIS_SLA_DEFAULT: уровень «vip» не задан.*normal, urgent, crash"):
+    with pytest.raises(SettingsError, match=r"OMIS_SLA_DEFAULT: уровень «vip» не задан.*normal, urgent, crash"):
         load_settings({"OMIS_SLA_LEVELS": SPEC_LEVELS, "OMIS_SLA_DEFAULT": "vip"})
     with pytest.raises(SettingsError, match="OMIS_SLA_DEFAULT"):
         load_settings({"OMIS_SLA_DEFAULT": "urgent"})      # only "normal" exists without OMIS_SLA_LEVELS
