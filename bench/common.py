@@ -78,10 +78,12 @@ def seed(store, count: int, *, start: int = 0, breached: int = 0, now: datetime 
         else:
             store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
                               now=now - timedelta(seconds=i % 1800), confirm_similar=True)
+    from functions.storage.counts import fold_counts
+
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(count)))
-    store.requests.fold_counts()
+    fold_counts(store.requests)
     return time.perf_counter() - started
 
 

@@ -27,7 +27,9 @@ from ..model import Request, utcnow
 from ..settings import Settings
 from ..storage import Store, get_store
 from ..storage import reminders as claims
+from ..storage.counts import fold_counts
 from ..storage.layout import request_from_row
+from ..storage.reindex import ensure_deadline_index
 from .digest import DigestItem, build_deadline_digest, build_escalation_digest, split_message
 from .telegram import send_message
 
@@ -219,7 +221,7 @@ def notify(*, store: Store | None = None, now: datetime | None = None, send: boo
     report = ReminderReport(dry_run=not send)
     before = (store.stats.calls, store.stats.entities_read)
     if send:
-        report.reindexed = store.requests.ensure_deadline_index()
+        report.reindexed = ensure_deadline_index(store.requests)
     rows = store.requests.deadline_rows(now)
     report.index_rows = len(rows)
     breaches = [b for b in read_breaches(rows, now, settings) if b.overdue >= min_overdue]
@@ -257,7 +259,7 @@ def notify(*, store: Store | None = None, now: datetime | None = None, send: boo
               escalation_transport=escalation_transport)
     if settings.mail_send and settings.auto_nudge:
         report.nudged = auto_nudge(store, breaches, now)
-    store.requests.fold_counts()
+    fold_counts(store.requests)
     return _done(report, store, before)
 
 

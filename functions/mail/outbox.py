@@ -32,7 +32,7 @@ from ..model import FINAL_STATUSES, HistoryEntry, Request, ValidationError, utcn
 from ..settings import Settings, SettingsError, parse_addresses
 from ..storage import ConflictError, RequestNotFound, Store, layout
 from ..storage import outbox as rows
-from ..storage.requests import _Change
+from ..storage.requests import Change
 from ..storage.tables import as_utc
 from .compose import compose_nudge, compose_request, message_id_domain, new_message_id, reply_subject
 
@@ -159,7 +159,7 @@ def queue_nudge(store: Store, number: str, *, author: str, source: str, now: dat
     if request_id is None:
         raise RequestNotFound(number)
 
-    def decide(row: dict[str, Any], _: int) -> _Change | None:
+    def decide(row: dict[str, Any], _: int) -> Change | None:
         if row.get("Archived"):
             raise ConflictError(f"Заявка «{row['Number']}» в архиве: напоминать подрядчику не о чем.")
         if row["Status"] in FINAL_STATUSES:
@@ -178,7 +178,7 @@ def queue_nudge(store: Store, number: str, *, author: str, source: str, now: dat
                    + (" (срок прошёл, напоминание автоматическое)." if nudge_for else "."))
         entry = HistoryEntry(at=at, status=row["Status"], comment=comment, author=author, source=source,
                              subject=mail.subject, to=mail.to)
-        return _Change(fields, entry, ops=rows.queue_ops(request_id, seq, mail, at))
+        return Change(fields, entry, ops=rows.queue_ops(request_id, seq, mail, at))
     done = store.requests.change(request_id, decide, busy="хранилище занято, повторите")
     return layout.request_from_row(done[0]) if done else None
 

@@ -13,17 +13,18 @@ from typing import Any
 from ..model import Request, ValidationError, utcnow, validate_edit, validate_new_request, validate_status_change
 from ..settings import Settings, get_settings
 from . import changes
-from .listing import ListQuery, list_requests
-from .mail import MailStore, UnmatchedBusy, UnmatchedGone, UnmatchedMail
-from .requests import (
+from .counts import read_counts
+from .errors import (
     ConflictError,
     DuplicateRequestError,
     MailApplyResult,
     RequestNotFound,
     RequestPage,
-    RequestStore,
     SimilarNumberError,
 )
+from .listing import ListQuery, list_requests
+from .mail import MailStore, UnmatchedBusy, UnmatchedGone, UnmatchedMail
+from .requests import RequestStore
 from .schema import InitReport, init_store
 from .tables import CallStats, StorageBusy, StorageUnavailable, StoreError, Tables
 
@@ -76,7 +77,7 @@ class Store:
     def ping(self) -> None:
         """Raise StorageUnavailable unless storage answers and OMIS's tables are there (re-created if not)."""
         self.tables.ensure()
-        self.requests.counts()
+        read_counts(self.requests)
 
     def drop(self) -> None:
         """Delete the tables (scenarios clean up with it)."""
@@ -119,7 +120,7 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         """Return how many requests are in each status (and "archived")."""
-        return self.requests.counts()
+        return read_counts(self.requests)
 
     def update_status(self, number: str, status: object, comment: object = "", *, author: str | None = None,
                       source: str = "web", now: datetime | None = None) -> Request:

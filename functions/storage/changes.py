@@ -22,19 +22,9 @@ from ..model import (
     utcnow,
 )
 from . import layout
+from .errors import ConflictError, DuplicateRequestError, MailApplyResult, RequestNotFound
 from .layout import PARTITION
-from .requests import (
-    ConflictError,
-    DuplicateRequestError,
-    MailApplyResult,
-    RequestNotFound,
-    RequestStore,
-    _Change,
-    _similar_row,
-    facts_fields,
-    fresh_time,
-    later,
-)
+from .requests import Change, RequestStore, _similar_row, facts_fields, fresh_time, later
 from .tables import as_utc
 
 UNSET: Any = object()
@@ -47,7 +37,7 @@ def _require(store: RequestStore, number: str) -> str:
     return request_id
 
 
-def _result(store: RequestStore, done: tuple[dict[str, Any], _Change] | None, request_id: str) -> Request:
+def _result(store: RequestStore, done: tuple[dict[str, Any], Change] | None, request_id: str) -> Request:
     if done is None:
         found = store.get_by_id(request_id, with_history=False)
         if found is None:
@@ -75,7 +65,7 @@ def change_status(store: RequestStore, number: str, status: str, comment: str, *
     """
     request_id = _require(store, number)
 
-    def decide(row: dict[str, Any], attempt: int) -> _Change:
+    def decide(row: dict[str, Any], attempt: int) -> Change:
         if row.get("Archived"):
             raise ConflictError(f"Заявка «{row['Number']}» в архиве: верните её из архива, чтобы изменить.")
         if status == row["Status"] and not comment:
@@ -94,7 +84,7 @@ def change_status(store: RequestStore, number: str, status: str, comment: str, *
             fields.update(Comment=comment, CommentAuthor=author, CommentAt=at)
         fields.update(_facts_after(store, row, at=at, status=status, source=source, news=False))
         entry = HistoryEntry(at=at, status=status, comment=note, author=author, source=source)
-        return _Change(fields, entry, outcome="status_changed" if status != row["Status"] else "recorded")
+        return Change(fields, entry, outcome="status_changed" if status != row["Status"] else "recorded")
     return _result(store, store.change(request_id, decide, busy=_busy(number)), request_id)
 
 
@@ -109,7 +99,7 @@ def apply_mail(store: RequestStore, request_id: str, *, message: str, status: st
     `force` (a person attached the mail): its status takes effect even if it is older than the
     last status change.
     """
-    def decide(row: dict[str, Any], _: int) -> _Change:
+    def decide(row: dict[str, Any], _: int) -> Change:
         at = received
         in_order = force or at >= as_utc(row["StatusUpdatedAt"])
         changes = status is not None and status != row["Status"] and in_order
@@ -134,7 +124,7 @@ def apply_mail(store: RequestStore, request_id: str, *, message: str, status: st
                              promised=promised)
         marker = {"PartitionKey": PARTITION, "RowKey": layout.marker_key(message, request_id),
                   "AppliedAt": utcnow(), "MessageId": (message_id or "")[:1000]}
-        return _Change(fields, entry, first_ops=[("create", marker)],
+        return Change(fields, entry, first_ops=[("create", marker)],
                        outcome="status_changed" if changes else "recorded")
     done = store.change(request_id, decide, busy=_busy(request_id))
     if done is None:
@@ -160,7 +150,7 @@ def edit(store: RequestStore, number: str, *, new_number: str | None = None, pos
         if not confirm_similar:
             store._refuse_similar(new_number, request_id)   # type: ignore[arg-type]
 
-    def decide(row: dict[str, Any], _: int) -> _Change | None:
+    def decide(row: dict[str, Any], _: int) -> Change | None:
         if row.get("Archived"):
             raise ConflictError(f"Заявка «{row['Number']}» в архиве: верните её из архива, чтобы изменить.")
         at = fresh_time(row, now)
@@ -199,7 +189,7 @@ def edit(store: RequestStore, number: str, *, new_number: str | None = None, pos
         fields["UpdatedAt"] = at
         fields.update(_facts_after(store, row, at=at, status=row["Status"], source=source, news=False))
         entry = HistoryEntry(at=at, status=row["Status"], comment=" ".join(notes), author=author, source=source)
-        return _Change(fields, entry, ops=ops, first_ops=first,
+        return Change(fields, entry, ops=ops, first_ops=first,
                        refused=lambda: DuplicateRequestError(new_number, store._current_number(new_number)))  # type: ignore[arg-type]
     done = store.change(request_id, decide, busy=_busy(number))
     if renaming and done is not None:
@@ -212,13 +202,13 @@ def set_archived(store: RequestStore, number: str, archived: bool, *, author: st
     """Archive a request (out of the list, the reminders and the counts, kept whole) or bring it back."""
     request_id = _require(store, number)
 
-    def decide(row: dict[str, Any], _: int) -> _Change | None:
+    def decide(row: dict[str, Any], _: int) -> Change | None:
         if bool(row.get("Archived")) == archived:
             return None
         at = fresh_time(row, now)
         note = "Заявка перенесена в архив." if archived else "Заявка возвращена из архива."
         entry = HistoryEntry(at=at, status=row["Status"], comment=note, author=author, source=source)
-        return _Change({"Archived": archived, "ArchivedAt": at if archived else None, "UpdatedAt": at}, entry)
+        return Change({"Archived": archived, "ArchivedAt": at if archived else None, "UpdatedAt": at}, entry)
     return _result(store, store.change(request_id, decide, busy=_busy(number)), request_id)
 
 
@@ -227,10 +217,10 @@ def snooze(store: RequestStore, number: str, until: datetime, *, author: str, so
     """Hold the reminders about a request until `until`; `note` is the history's wording of it."""
     request_id = _require(store, number)
 
-    def decide(row: dict[str, Any], _: int) -> _Change:
+    def decide(row: dict[str, Any], _: int) -> Change:
         at = fresh_time(row, now)
         entry = HistoryEntry(at=at, status=row["Status"], comment=note, author=author, source=source)
-        return _Change({"SnoozedUntil": until, "UpdatedAt": at}, entry)
+        return Change({"SnoozedUntil": until, "UpdatedAt": at}, entry)
     return _result(store, store.change(request_id, decide, busy=_busy(number)), request_id)
 
 

@@ -16,7 +16,8 @@ from typing import Any
 from ..deadlines import deadline_state
 from ..model import STATUSES, Request, ValidationError, utcnow
 from . import layout
-from .requests import RequestPage, RequestStore
+from .errors import RequestPage
+from .requests import RequestStore
 from .tables import decode_cursor, encode_cursor, ts_key
 
 SCAN_BUDGET = 1000

@@ -20,7 +20,7 @@ from azure.data.tables import UpdateMode
 from ..model import HistoryEntry
 from . import layout
 from .layout import PARTITION
-from .requests import RequestStore, _Change
+from .requests import Change, RequestStore
 from .tables import as_utc, if_unchanged, is_conflict
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
@@ -107,7 +107,7 @@ def finish(store: RequestStore, entity: dict[str, Any], *, state: str, at: datet
     request_id, seq = entity["Id"], int(entity["Seq"])
     mail = outgoing(entity)
 
-    def decide(row: dict[str, Any], _: int) -> _Change | None:
+    def decide(row: dict[str, Any], _: int) -> Change | None:
         current = mail_row(store, request_id, seq)
         if current is None or current.get("State") != QUEUED:
             return None
@@ -125,7 +125,7 @@ def finish(store: RequestStore, entity: dict[str, Any], *, state: str, at: datet
         fields: dict[str, Any] = {"UpdatedAt": max(at, as_utc(row["UpdatedAt"]))}
         if state == SENT:
             fields.update(LastSentId=mail.message_id, LastSentAt=at)
-        return _Change(fields, entry, ops=ops)
+        return Change(fields, entry, ops=ops)
     return store.change(request_id, decide, busy="хранилище занято, письмо будет отмечено в следующий раз") is not None
 
 

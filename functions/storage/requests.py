@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,8 +22,6 @@ from ..deadlines import Facts, deadline_state, facts_of, record_change
 from ..lookalike import skeleton
 from ..model import (
     DEFAULT_STATUS,
-    FINAL_STATUSES,
-    STATUSES,
     HistoryEntry,
     OutboxMail,
     Request,
@@ -32,66 +30,17 @@ from ..model import (
 )
 from ..settings import Settings
 from . import layout
+from .counts import tally_op
+from .errors import DuplicateRequestError, RequestNotFound, SimilarNumberError
 from .layout import PARTITION
 from .tables import Table, Tables, as_utc, failed_index, if_unchanged, retrying, ts_key
 
 logger = logging.getLogger(__name__)
 
-FOLD_AT = 50            # status-count deltas that make a reader fold them into the snapshot
-FOLD_CHUNK = 98         # deltas folded per transaction (with the snapshot row: ≤ 100 operations)
-
-
-class RequestNotFound(Exception):
-    """No request has this number (nor had it before a rename)."""
-
-    def __init__(self, number: str) -> None:
-        self.number = number
-        super().__init__(f"Заявка «{number}» не найдена.")
-
-
-class DuplicateRequestError(Exception):
-    """A request has this number (in any letter case), now or before a rename."""
-
-    def __init__(self, number: str, existing: str) -> None:
-        self.number, self.existing = number, existing
-        if normalize_number(number) == normalize_number(existing):
-            text = f"Заявка с номером «{existing}» уже есть."
-        else:
-            text = f"Номер «{number}» был у заявки, которая теперь называется «{existing}»."
-        super().__init__(text)
-
-
-class SimilarNumberError(Exception):
-    """A request's number looks like this one (letters of other scripts that are drawn alike)."""
-
-    def __init__(self, number: str, existing: str) -> None:
-        self.number, self.existing = number, existing
-        super().__init__(f"Номер «{number}» выглядит как номер существующей заявки «{existing}» "
-                         "(похожие буквы разных алфавитов). Если это действительно другая заявка, подтвердите.")
-
-
-class ConflictError(Exception):
-    """The change cannot be made in the request's present state (archived, changed meanwhile)."""
-
-
-@dataclass(frozen=True)
-class RequestPage:
-    """One page of the list and the cursor of the next page (None on the last)."""
-
-    items: list[Request]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class MailApplyResult:
-    """What applying one mail message to one request did."""
-
-    outcome: str  # "status_changed", "recorded" (history/comment only) or "duplicate"
-    request: Request | None
 
 
 @dataclass
-class _Change:
+class Change:
     """What one change does to a request row, decided from the row as read."""
 
     fields: dict[str, Any]
@@ -120,13 +69,14 @@ class RequestStore:
         """Return the deadline facts of a request row or value."""
         return facts_of(layout.request_from_row(row) if isinstance(row, dict) else row)
 
-    def _deadline(self, row: dict[str, Any]) -> tuple[datetime, str] | None:
+    def deadline_of(self, row: dict[str, Any]) -> tuple[datetime, str] | None:
+        """Return a request row's deadline and its kind under the current levels, or None."""
         state = deadline_state(self.facts(row), self.settings.level(row.get("Level")), self.settings.calendar)
         return (state.deadline, state.kind) if state.deadline is not None and state.kind else None
 
     def _with_deadline(self, row: dict[str, Any]) -> dict[str, Any]:
         row = {k: v for k, v in row.items() if v is not None and k not in ("Deadline", "DeadlineKind")}
-        found = self._deadline(row)
+        found = self.deadline_of(row)
         if found:
             row["Deadline"], row["DeadlineKind"] = found
         return row
@@ -170,48 +120,6 @@ class RequestStore:
         outbox = [outbox_from_row(e) for e in self._prefix(f"o_{request_id}_")] if row.get("OutboxSeq") else []
         return layout.request_from_row(row, history, outbox)
 
-    def counts(self) -> dict[str, int]:
-        """Return how many requests there are in each status (archived ones under "archived")."""
-        totals: dict[str, int] = dict.fromkeys(STATUSES, 0)
-        totals["archived"] = 0
-        deltas: list[dict[str, Any]] = []
-        for entity in self._prefix("t_"):
-            if entity["RowKey"] != layout.TALLY_SNAPSHOT:
-                deltas.append(entity)
-            for status in STATUSES:
-                totals[status] += int(entity.get("S" + layout.status_code(status), 0))
-            totals["archived"] += int(entity.get("A", 0))
-        if len(deltas) >= FOLD_AT:
-            self.fold_counts()
-        return totals
-
-    def fold_counts(self) -> int:
-        """Fold every status-count delta into the snapshot row; return how many were folded.
-
-        Each chunk of deltas is folded in one transaction with the snapshot, written under its
-        ETag: two folds at once count each delta once (the loser's transaction fails whole and
-        it stops).
-        """
-        rows = list(self._prefix("t_"))
-        snapshot = next((e for e in rows if e["RowKey"] == layout.TALLY_SNAPSHOT), None)
-        deltas = [e for e in rows if e["RowKey"] != layout.TALLY_SNAPSHOT]
-        keys = ["S" + layout.status_code(s) for s in STATUSES] + ["A"]
-        folded = 0
-        for start in range(0, len(deltas), FOLD_CHUNK):
-            chunk = deltas[start:start + FOLD_CHUNK]
-            totals = {k: int((snapshot or {}).get(k, 0)) + sum(int(d.get(k, 0)) for d in chunk) for k in keys}
-            entity = {"PartitionKey": PARTITION, "RowKey": layout.TALLY_SNAPSHOT, **totals}
-            first = (("update", entity, {"mode": UpdateMode.REPLACE, **if_unchanged(snapshot)}) if snapshot
-                     else ("create", entity))
-            try:
-                self.table.submit([first, *(("delete", d, if_unchanged(d)) for d in chunk)])
-            except TableTransactionError as exc:
-                logger.info("status counts: another fold won (%s)", exc.status_code)
-                break
-            folded += len(chunk)
-            snapshot = self.table.get(PARTITION, layout.TALLY_SNAPSHOT)
-        return folded
-
     def iter_rows(self, prefix: str, low: str | None = None, high: str | None = None,
                   page_size: int | None = None) -> Iterator[dict[str, Any]]:
         """Yield rows of one index, in key order, between low and high (exclusive)."""
@@ -226,23 +134,6 @@ class RequestStore:
         return list(self.iter_rows("k_", high="k_" + ts_key(now)))
 
     # ----- writing ----------------------------------------------------------------------
-
-    def _tally_op(self, at: datetime, request_id: str, seq: int, old: dict[str, Any] | None,
-                  new: dict[str, Any]) -> list[tuple]:
-        """Return the blind-written count delta of a change of status or archive flag (none if neither)."""
-        def bucket(row: dict[str, Any] | None) -> str | None:
-            if row is None:
-                return None
-            return "A" if row.get("Archived") else "S" + layout.status_code(row["Status"])
-        before, after = bucket(old), bucket(new)
-        if before == after:
-            return []
-        delta: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": layout.tally_delta_key(at, request_id, seq)}
-        if before:
-            delta[before] = -1
-        if after:
-            delta[after] = delta.get(after, 0) + 1
-        return [("create", delta)]
 
     def create(self, number: str, position: str, description: str, *, author: str, source: str,
                level: str, due: datetime | None = None, now: datetime | None = None,
@@ -279,7 +170,7 @@ class RequestStore:
             ("create", _similar_row(number, request_id)),
             *layout.index_ops(None, row),
             ("create", layout.history_row(request_id, 1, entry)),
-            *self._tally_op(at, request_id, 1, None, row),
+            *tally_op(at, request_id, 1, None, row),
         ]
         stored = layout.request_from_row(row, (entry,))
         if outbox is not None:
@@ -312,8 +203,8 @@ class RequestStore:
                 if existing is not None and normalize_number(existing["Number"]) != normalize_number(number):
                     raise SimilarNumberError(number, existing["Number"])
 
-    def change(self, request_id: str, decide: Callable[[dict[str, Any], int], _Change | None], *,
-               busy: str) -> tuple[dict[str, Any], _Change] | None:
+    def change(self, request_id: str, decide: Callable[[dict[str, Any], int], Change | None], *,
+               busy: str) -> tuple[dict[str, Any], Change] | None:
         """Apply one change to a request in one transaction, deciding it afresh after each conflict.
 
         `decide(row, attempt)` returns what the change does to the row as read, or None for nothing.
@@ -323,7 +214,7 @@ class RequestStore:
         or None when `decide` found nothing to do or the change's first operations say it was made
         already.
         """
-        def attempt(n: int) -> tuple[dict[str, Any], _Change] | None:
+        def attempt(n: int) -> tuple[dict[str, Any], Change] | None:
             old = self.row(request_id)
             if old is None:
                 raise RequestNotFound(request_id)
@@ -337,7 +228,7 @@ class RequestStore:
             ops += layout.index_ops(old, new)
             if change.entry is not None:
                 ops.append(("create", layout.history_row(request_id, seq, change.entry)))
-            ops += self._tally_op(change.entry.at if change.entry else utcnow(), request_id, seq, old, new)
+            ops += tally_op(change.entry.at if change.entry else utcnow(), request_id, seq, old, new)
             ops += change.ops
             try:
                 self.table.submit(ops)
@@ -351,7 +242,7 @@ class RequestStore:
             return new, change
         return retrying(attempt, busy_message=busy)
 
-    def _next_row(self, old: dict[str, Any], change: _Change) -> dict[str, Any]:
+    def _next_row(self, old: dict[str, Any], change: Change) -> dict[str, Any]:
         """Return the request row after a change: its fields, then what every change maintains."""
         new = dict(old)
         new.update(change.fields)
@@ -367,56 +258,6 @@ class RequestStore:
             new.pop("LastRemindedAt", None)
             new.pop("LastEscalatedAt", None)
         return new
-
-    def reindex(self, request_id: str) -> bool:
-        """Recompute a request's deadline index (the levels or the calendar changed); True if it moved."""
-        def decide(row: dict[str, Any], _: int) -> _Change | None:
-            found = self._deadline(row)
-            stored: datetime | None = as_utc(row.get("Deadline"))
-            current = (stored, str(row.get("DeadlineKind"))) if stored is not None else None
-            return None if found == current else _Change({}, None)
-        return self.change(request_id, decide, busy="хранилище занято") is not None
-
-    def ensure_deadline_index(self) -> int:
-        """Re-index the open requests when the levels or the calendar changed; return how many moved.
-
-        The deadline index holds instants computed under the settings of the time of each change;
-        a fingerprint of those settings is kept beside it, so a pass after a change of
-        OMIS_SLA_LEVELS, OMIS_WORK_HOURS, OMIS_HOLIDAYS or OMIS_TIMEZONE re-indexes once (one scan).
-        """
-        fingerprint = deadline_fingerprint(self.settings)
-        row = self.table.get(layout.META, _INDEX_ROW)
-        if row is not None and row.get("Fingerprint") == fingerprint:
-            return 0
-        moved = 0
-        for prefix in ("k_", "z_"):
-            for entity in list(self.iter_rows(prefix, page_size=1000)):
-                if entity["Status"] not in FINAL_STATUSES:
-                    moved += self.reindex(entity["Id"])
-        self.table.upsert({"PartitionKey": layout.META, "RowKey": _INDEX_ROW, "Fingerprint": fingerprint},
-                          mode=UpdateMode.REPLACE)
-        if moved:
-            logger.info("deadline index: %d requests re-indexed under new levels or calendar", moved)
-        return moved
-
-    def all_ids(self) -> Iterator[str]:
-        """Yield the id of every request (a scan: for upgrades and re-indexing only)."""
-        for entity in self.table.range(PARTITION, "r_", "r_~", select=["Id"]):
-            yield entity["Id"]
-
-
-_INDEX_ROW = "deadline-index"
-
-
-def deadline_fingerprint(settings: Settings) -> str:
-    """Return a digest of every setting a deadline depends on."""
-    levels = {level_id: [level.title, level.clock, *(str(level.duration(kind) or "") for kind in
-                                                     ("accept", "update", "resolve", "clarify"))]
-              for level_id, level in settings.sla_levels.items()}
-    data = {"levels": levels, "default": settings.sla_default, "tz": settings.timezone_name,
-            "hours": repr(settings.work_hours), "holidays": sorted(map(str, settings.holidays))}
-    return layout.digest(json.dumps(data, sort_keys=True, ensure_ascii=False))
-
 
 def _with_facts(request: Request, facts: Facts) -> Request:
     return replace(request, first_news_at=facts.first_news_at, last_news_at=facts.last_news_at,
@@ -456,11 +297,3 @@ def fresh_time(row: dict[str, Any], now: datetime | None = None) -> datetime:
     moment = now or utcnow()
     floor = max(as_utc(row["UpdatedAt"]), as_utc(row["StatusUpdatedAt"]))
     return moment if moment >= floor else floor + timedelta(microseconds=1)
-
-
-def is_final(row: dict[str, Any]) -> bool:
-    return row["Status"] in FINAL_STATUSES
-
-
-def statuses_of(rows: Iterable[dict[str, Any]]) -> list[str]:
-    return [r["Status"] for r in rows]

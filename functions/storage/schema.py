@@ -26,6 +26,7 @@ from ..model import STATUSES, HistoryEntry, Request
 from . import layout
 from .layout import META, PARTITION, SCHEMA_ROW, SCHEMA_VERSION
 from .mail import LINKS, OPEN, STATE, UNMATCHED
+from .reindex import ensure_deadline_index
 from .requests import RequestStore, facts_fields
 from .tables import Table, Tables, as_utc
 
@@ -98,7 +99,7 @@ def init_store(tables: Tables, requests: RequestStore) -> InitReport:
     report = InitReport(tables=tables.ensure())
     version = stored_version(tables)
     if version == SCHEMA_VERSION and not _has_v1_rows(tables):
-        report.reindexed = requests.ensure_deadline_index()
+        report.reindexed = ensure_deadline_index(requests)
         return report
     if version is not None and version > SCHEMA_VERSION:
         raise RuntimeError(f"хранилище версии {version} новее этой версии OMIS ({SCHEMA_VERSION})")
@@ -109,7 +110,7 @@ def init_store(tables: Tables, requests: RequestStore) -> InitReport:
         _recount(tables, requests)
         report.removed = _drop_v1(tables)
     tables.requests.upsert({"PartitionKey": META, "RowKey": SCHEMA_ROW, "Version": SCHEMA_VERSION}, **_UPSERT)
-    report.reindexed = requests.ensure_deadline_index()
+    report.reindexed = ensure_deadline_index(requests)
     return report
 
 

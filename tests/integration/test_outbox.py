@@ -147,9 +147,10 @@ def test_a_reply_to_a_mail_omis_sent_belongs_to_its_request_without_a_number(sen
     create(call, "S-1", send=True)
     send()
     (record,) = sending.sent
-    sending.add_message("Inbox", "RE: " + record.subject, "Работы завершены.", NOW + dt.timedelta(minutes=1),
+    answered = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1)   # after the request was created
+    sending.add_message("Inbox", "RE: " + record.subject, "Работы завершены.", answered,
                         f"Иван <{CONTRACTOR}>", conversation_id=record.conversation_id)
-    report = sync.process_mailbox(now=NOW + dt.timedelta(minutes=2), sleep=lambda s: None)
+    report = sync.process_mailbox(now=answered + dt.timedelta(minutes=1), sleep=lambda s: None)
     assert report.applied == 1
     assert body(call("GET", "/api/requests/S-1"))["status"] == "выполнена"
 
