@@ -59,26 +59,35 @@ def make_store(conn: str, prefix: str, **env: str):
 
 
 def seed(store, count: int, *, start: int = 0, breached: int = 0, now: datetime = NOW,
-         threads: int = 4) -> float:
+         threads: int = 2) -> float:
     """Add `count` requests through Store.add_request; return the seconds it took.
 
     The first `breached` were created two days before `now` and heard nothing since (their
     accept deadline has passed); of the rest, every other one is done (no deadline) and the
     others are fresh (created within the last half hour).
     """
+    from functions.storage import StorageUnavailable
+    from functions.storage.counts import fold_counts
+
     def one(i: int) -> None:
         number = f"B-{start + i:06d}"
         if i < breached:
-            store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
-                              now=now - timedelta(days=2, minutes=i), confirm_similar=True)
+            created, done = now - timedelta(days=2, minutes=i), None
         elif i % 2:
-            store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
-                              now=now - timedelta(days=3, minutes=i), confirm_similar=True)
-            store.update_status(number, "выполнена", "", author="bench", now=now - timedelta(days=2, minutes=i))
+            created, done = now - timedelta(days=3, minutes=i), now - timedelta(days=2, minutes=i)
         else:
-            store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
-                              now=now - timedelta(seconds=i % 1800), confirm_similar=True)
-    from functions.storage.counts import fold_counts
+            created, done = now - timedelta(seconds=i % 1800), None
+        for attempt in range(5):     # a loaded emulator drops a connection now and then: try again
+            try:
+                if store.get_request(number, with_history=False) is None:
+                    store.add_request(number, f"Позиция {i % 40}", "Замер", author="bench", source="api",
+                                      now=created, confirm_similar=True)
+                if done is not None and store.get_request(number, with_history=False).status != "выполнена":
+                    store.update_status(number, "выполнена", "", author="bench", now=done)
+                return
+            except StorageUnavailable:
+                time.sleep(2 ** attempt)
+        raise RuntimeError(f"could not seed {number}")
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
