@@ -14,7 +14,9 @@ from datetime import datetime
 
 import requests
 
-from ..model import Request
+from ..deadlines import KINDS, deadline_state, facts_of
+from ..model import Request, normalize_number
+from ..settings import Settings
 from ..storage import Store
 from ..storage.bot import BotStore, new_digest_id
 from .buttons import digest_keyboard
@@ -25,6 +27,13 @@ from .telegram import send_message
 logger = logging.getLogger(__name__)
 
 
+def _place(request: Request, settings: Settings) -> tuple[int, datetime, str]:
+    """Return where the digest names a request: by the kind of its deadline, then the deadline, then the number."""
+    state = deadline_state(facts_of(request), settings.level(request.level), settings.calendar)
+    kind = KINDS.index(state.kind) if state.kind in KINDS else len(KINDS)
+    return kind, state.deadline or request.created_at, normalize_number(request.number)
+
+
 def team_digest_channel(store: Store, team: Sequence[Request], text: str, now: datetime, *,
                         session: requests.Session | None = None,
                         sleep: Callable[[float], None] = time.sleep) -> Callable[[str], bool]:
@@ -32,6 +41,7 @@ def team_digest_channel(store: Store, team: Sequence[Request], text: str, now: d
     settings = store.settings
     parts = split_message(text)
     keyboard = None
+    team = sorted(team, key=lambda request: _place(request, settings))
     if parts and team and settings.telegram_chat_id:
         try:
             digest_id = new_digest_id(now)

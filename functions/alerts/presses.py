@@ -4,10 +4,13 @@ A button kind (buttons.py) is offered by `digest_kinds` and acted on by `ACTIONS
 action gets the press (the digest as stored, the request a per-request button names, who pressed,
 when) and returns the text for the callback answer and, optionally, a line for the message.
 
-«Напомнить подрядчику» (SPEC §9) plugs in here: a per-request ButtonKind offered when
-OMIS_MAIL_SEND=on and the digest has at most PER_REQUEST_MAX requests, and an action that queues
-the nudge for `press.request_id` with author `press.user`, source "telegram" (once per digest and
-request, e.g. nudge_for=f"digest@{press.digest.id}").
+«Напомнить подрядчику» (SPEC §9) plugs in here, in a few lines:
+
+    NUDGE = ButtonKind("n", "Напомнить подрядчику", per_request=True)
+    PER_REQUEST.append((NUDGE, lambda settings, count: settings.mail_send and count <= PER_REQUEST_MAX))
+    ACTIONS[NUDGE.code] = nudge   # queue the nudge for press.request_id, author press.user, source
+                                  # "telegram", once per digest and request (nudge_for=f"digest@{press.digest.id}");
+                                  # return PressResult(answer, (f"nudge:{press.index}", line))
 """
 from __future__ import annotations
 
@@ -78,8 +81,10 @@ ACTIONS: dict[str, Action] = {
     SNOOZE_HOUR.code: lambda press: snooze_digest(press, "1h"),
     SNOOZE_TOMORROW.code: lambda press: snooze_digest(press, TOMORROW),
 }
+# Per-request kinds, each with when it is offered (the settings, the number of requests in the digest).
+PER_REQUEST: list[tuple[ButtonKind, Callable[[Settings, int], bool]]] = []
 
 
 def digest_kinds(settings: Settings, count: int) -> list[ButtonKind]:
-    """Return the buttons a team digest of `count` requests carries (per-request kinds depend on both)."""
-    return [SNOOZE_HOUR, SNOOZE_TOMORROW]
+    """Return the buttons a team digest of `count` requests carries."""
+    return [SNOOZE_HOUR, SNOOZE_TOMORROW, *(kind for kind, offered in PER_REQUEST if offered(settings, count))]

@@ -177,3 +177,38 @@ def test_a_digest_through_a_transport_has_no_buttons_and_keeps_nothing(bot: Fake
     assert notify(store=store, now=T0, transport=lambda part: parts.append(part) or True).reminded == 1
     assert parts and bot.messages == []
     assert list(store.tables.requests.query("PartitionKey eq @pk", {"pk": BOT_PARTITION})) == []
+
+
+def test_a_per_request_button_kind_plugs_in_with_its_action(bot: FakeTelegram, monkeypatch) -> None:
+    from functions.alerts import presses
+    from functions.alerts.buttons import ButtonKind
+
+    kind = ButtonKind("t", "Проверить", per_request=True)
+    pressed: list[tuple[str | None, str]] = []
+
+    def action(press: presses.Press) -> presses.PressResult:
+        pressed.append((press.request_id, press.user))
+        number = press.digest.numbers[press.index]
+        return presses.PressResult(f"Проверено: {number}", (f"t:{press.index}", f"✔ {number} — {press.user}"))
+    monkeypatch.setattr(presses, "PER_REQUEST", [(kind, lambda settings, count: count <= presses.PER_REQUEST_MAX)])
+    monkeypatch.setitem(presses.ACTIONS, kind.code, action)
+
+    message = digest_of(bot, "П-1", "П-2", at=T0)
+    assert list(buttons(message)) == ["Отложить все на 1 ч", "Отложить все до завтра", "Проверить: П-1",
+                                      "Проверить: П-2"]
+    press(message, "Проверить: П-2", T0 + timedelta(minutes=1))
+    press(bot.messages[-1], "Отложить все на 1 ч", T0 + timedelta(minutes=2))
+    assert pressed == [(fresh_store().requests.resolve("П-2"), "Анна Смирнова")]
+    assert [a.text for a in bot.answers][0] == "Проверено: П-2"
+    assert bot.messages[-1].text.endswith("\n\n✔ П-2 — Анна Смирнова\n⏸ Анна Смирнова отложил(а) напоминания до "
+                                          "чт 26.11 11:02 (заявок: 2).")
+    many = digest_of(bot, *(f"М-{i}" for i in range(9)), at=T0 + timedelta(hours=3))
+    assert not any(label.startswith("Проверить") for label in buttons(many))   # more than 8 requests
+
+
+def test_a_digest_is_kept_for_thirty_days(bot: FakeTelegram) -> None:
+    old = digest_of(bot, "В-1", at=T0)
+    digest_of(bot, "В-2", at=T0 + timedelta(days=31))           # keeping a new digest drops the expired ones
+    press(old, "Отложить все на 1 ч", T0 + timedelta(days=31, minutes=1))
+    assert bot.answers[-1].text.startswith("Сводка устарела: кнопки работают 30 дней.")
+    assert fresh_store().get_request("В-1").snoozed_until is None

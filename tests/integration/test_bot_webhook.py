@@ -155,3 +155,21 @@ def test_an_unfinished_claim_is_taken_over_after_its_lease(bot: FakeTelegram, st
     assert handle_update(help_update(7020), store=store, now=t0 + timedelta(minutes=6)) == "done"
     assert handle_update(help_update(7020), store=store, now=t0 + timedelta(minutes=30)) == "duplicate"
     assert len(bot.messages) == 1
+
+
+def test_old_update_marks_are_pruned_now_and_then(bot: FakeTelegram, store) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from functions.storage import get_store
+    from functions.storage.bot import BotStore
+
+    t0 = datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc)
+    store = get_store()
+    bots = BotStore(store.tables.requests)
+    for update_id in (7101, 7102):
+        bots.claim_update(update_id, t0)
+        bots.finish_update(update_id)
+    handle_update(help_update(7149), store=store, now=t0 + timedelta(days=4))
+    assert len(bot_rows()) == 3
+    handle_update(help_update(7150), store=store, now=t0 + timedelta(days=4))   # a multiple of 50: prunes
+    assert sorted(row["RowKey"] for row in bot_rows()) == ["u_7149", "u_7150"]
