@@ -1,6 +1,7 @@
 """Composition root: the Function App and its blueprints."""
 import azure.functions as func
 
+from functions.alerts.webhook import bp as telegram_blueprint
 from functions.logsafe import install_log_escaping
 from functions.timers import bp as timers_blueprint
 from functions.web.api import bp as api_blueprint
@@ -17,3 +18,4 @@ app.register_functions(pages_blueprint)
 app.register_functions(mail_pages_blueprint)
 app.register_functions(static_blueprint)
 app.register_functions(timers_blueprint)
+app.register_functions(telegram_blueprint)

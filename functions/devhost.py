@@ -11,11 +11,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
@@ -332,8 +332,17 @@ def make_server(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071
     return LocalServer((host, port), make_handler(routes, loopback_only=is_loopback_address(host), clock=clock))
 
 
-def serve(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, run_timers: bool = True) -> None:
-    """Serve the app until Ctrl-C."""
+class Worker(Protocol):
+    """Something the local host runs beside the routes (the Telegram poller): started, then stopped."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def serve(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, run_timers: bool = True,
+          workers: Sequence[Worker] = ()) -> None:
+    """Serve the app until Ctrl-C, with its timers and `workers` in the background."""
     routes, timers = collect(app)
     server = make_server(app, host, port)
     runner = TimerRunner(timers) if run_timers else None
@@ -345,11 +354,15 @@ def serve(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071, run_
     for route in routes:
         logger.info("адрес /%s [%s] -> %s", route.template, ",".join(sorted(route.methods)), route.name)
     logger.info("OMIS слушает http://%s:%d (остановка: Ctrl-C)", host, port)
+    for worker in workers:
+        worker.start()
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
         logger.info("останавливаюсь")
     finally:
         server.server_close()
+        for worker in workers:
+            worker.stop()
         if runner:
             runner.stop()

@@ -55,6 +55,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "OMIS_TELEGRAM_CHAT_ID",
     "OMIS_TELEGRAM_THREAD_ID",
     "OMIS_TELEGRAM_API_URL",
+    "OMIS_TELEGRAM_WEBHOOK_SECRET",
     "OMIS_MAIL_SEND",
     "OMIS_CONTRACTOR_EMAIL",
     "OMIS_AUTO_NUDGE",
@@ -103,6 +104,7 @@ class Settings:
     telegram_chat_id: str | None = None
     telegram_thread_id: int | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
     # Service levels in OMIS_SLA_LEVELS order; left out of the hash (a dict is not hashable).
     sla_levels: Mapping[str, ServiceLevel] = field(default_factory=dict, hash=False)
     sla_default: str = "normal"
@@ -305,6 +307,16 @@ def _auth_settings(env: Mapping[str, str]) -> dict[str, Any]:
             "auth_token_store": token_store}
 
 
+def _webhook_secret(env: Mapping[str, str]) -> str | None:
+    raw = _text(env, "OMIS_TELEGRAM_WEBHOOK_SECRET")
+    # What Telegram accepts as setWebhook's secret_token (it sends it back in a header).
+    if raw is not None and not (len(raw) <= 256 and raw.isascii() and all(c.isalnum() or c in "_-" for c in raw)):
+        raise SettingsError("OMIS_TELEGRAM_WEBHOOK_SECRET: от 1 до 256 символов, только латинские буквы, цифры, "
+                            "«_» и «-» (так требует Telegram); например, вывод python -c "
+                            "\"import secrets; print(secrets.token_urlsafe(32))\"")
+    return raw
+
+
 def _schedule(env: Mapping[str, str], name: str) -> str:
     raw = _text(env, name) or DEFAULT_SCHEDULE
     if len(raw.split()) != 6:
@@ -366,6 +378,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         telegram_chat_id=_text(env, "OMIS_TELEGRAM_CHAT_ID"),
         telegram_thread_id=_positive_int(env, "OMIS_TELEGRAM_THREAD_ID"),
         telegram_api_url=_url(env, "OMIS_TELEGRAM_API_URL", "https://api.telegram.org"),
+        telegram_webhook_secret=_webhook_secret(env),
         sla_levels=levels,
         sla_default=default_level,
         escalation_minutes=escalation_minutes,

@@ -162,6 +162,10 @@ param OMIS_OUTLOOK_CLIENT_SECRET string = ''
 param OMIS_TELEGRAM_TOKEN string = ''
 
 @secure()
+@description('Secret Telegram sends with each webhook update; empty: POST /telegram/webhook answers 404 (docs/telegram.md).')
+param OMIS_TELEGRAM_WEBHOOK_SECRET string = ''
+
+@secure()
 @description('Signs CSRF tokens and flash cookies. azd keeps it stable through Key Vault (main.parameters.json).')
 param OMIS_SECRET_KEY string = replace('${newGuid()}${newGuid()}', '-', '')
 
@@ -223,6 +227,8 @@ module keyVault 'modules/keyvault.bicep' = {
     hasOutlookClientSecret: !empty(OMIS_OUTLOOK_CLIENT_SECRET)
     telegramToken: OMIS_TELEGRAM_TOKEN
     hasTelegramToken: !empty(OMIS_TELEGRAM_TOKEN)
+    telegramWebhookSecret: OMIS_TELEGRAM_WEBHOOK_SECRET
+    hasTelegramWebhookSecret: !empty(OMIS_TELEGRAM_WEBHOOK_SECRET)
     omisSecretKey: OMIS_SECRET_KEY
     authClientSecret: authClientSecret
   }
@@ -249,6 +255,7 @@ var alertSchedule = empty(trim(OMIS_ALERT_SCHEDULE)) ? defaultSchedule : OMIS_AL
 
 var outlookSecretUri = keyVault.outputs.outlookClientSecretUri
 var telegramTokenUri = keyVault.outputs.telegramTokenUri
+var telegramWebhookSecretUri = keyVault.outputs.telegramWebhookSecretUri
 
 // SPEC §7 settings, by their own names. Secrets are Key Vault references.
 var omisSettings = {
@@ -291,6 +298,7 @@ var omisSettings = {
   OMIS_TELEGRAM_CHAT_ID: OMIS_TELEGRAM_CHAT_ID
   OMIS_TELEGRAM_THREAD_ID: OMIS_TELEGRAM_THREAD_ID
   OMIS_TELEGRAM_API_URL: OMIS_TELEGRAM_API_URL
+  OMIS_TELEGRAM_WEBHOOK_SECRET: empty(telegramWebhookSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${telegramWebhookSecretUri})'
   OMIS_AUTH_ISSUER: authIssuer
   OMIS_AUTH_CLIENT_ID: authClientId
   OMIS_AUTH_TOKEN_STORE: authTokenStore ? 'on' : 'off'

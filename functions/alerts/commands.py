@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ..cli import options
 from ..cli.errors import EXIT_FAILED, EXIT_OK, UsageError
 from ..settings import get_settings
+from . import webhook_commands
 
 if TYPE_CHECKING:
     from .remind import ReminderReport
@@ -125,6 +126,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("telegram-chats", help="чаты, которые видел бот (для OMIS_TELEGRAM_CHAT_ID)")
     p.set_defaults(handler=cmd_telegram_chats)
+    webhook_commands.register(sub)
 
     p = sub.add_parser("scenario", help="подготовленные сценарии проверки (пишут тестовые данные)")
     what = p.add_mutually_exclusive_group(required=True)

@@ -31,6 +31,7 @@ from ..storage.counts import fold_counts
 from ..storage.layout import request_from_row
 from ..storage.reindex import ensure_deadline_index
 from .digest import DigestItem, build_deadline_digest, build_escalation_digest, split_message
+from .digest_send import team_digest_channel
 from .telegram import send_message
 
 logger = logging.getLogger(__name__)
@@ -310,13 +311,18 @@ def _send_all(report: ReminderReport, plan: Plan, store: Store, now: datetime, *
     try:
         def team(part: str) -> bool:
             return send_message(part, settings=settings, session=bot, sleep=sleep)
+        team_channel: Transport = team
+        if transport is None and report.text:
+            # The team digest is kept with its buttons (snooze them all, SPEC §9) before it goes out.
+            team_channel = team_digest_channel(store, [b.request for b in plan.team], report.text, now,
+                                               session=bot, sleep=sleep)
 
         def escalation(part: str) -> bool:
             return send_message(part, settings=settings, session=bot, sleep=sleep,
                                 chat_id=settings.escalation_chat_id, thread_id=settings.escalation_thread_id)
         sent_all = True
         for text, due, channel, field_name, counter in (
-                (report.text, plan.team, transport or team, claims.TEAM, "reminded"),
+                (report.text, plan.team, transport or team_channel, claims.TEAM, "reminded"),
                 (report.escalation_text, plan.escalation, escalation_transport or escalation, claims.ESCALATION,
                  "escalated")):
             if not text:

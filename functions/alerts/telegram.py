@@ -41,7 +41,9 @@ class TelegramChat:
 
 
 @dataclass
-class _Reply:
+class Reply:
+    """What the Bot API answered to one call."""
+
     ok: bool
     code: int
     description: str
@@ -82,7 +84,7 @@ def _scrub(text: str, token: str | None) -> str:
     return _BOT_PATH_RE.sub("/bot***/", text)
 
 
-def _explain(reply: _Reply, method: str) -> str:
+def explain(reply: Reply, method: str) -> str:
     """Say in plain Russian what a failed Bot API call means and what to check."""
     code, description = reply.code, reply.description
     lowered = description.lower()
@@ -116,11 +118,12 @@ def _migrate_message(new_chat_id: object) -> str:
             "укажите его в OMIS_TELEGRAM_CHAT_ID.")
 
 
-class _BotApi:
+class BotApi:
     """One sequence of Bot API calls with one token, one session and one 429 budget."""
 
     def __init__(self, settings: Settings, session: requests.Session | None,
-                 sleep: Callable[[float], None], timeout: Timeout) -> None:
+                 sleep: Callable[[float], None], timeout: Timeout,
+                 max_wait: float = MAX_RETRY_AFTER_SECONDS) -> None:
         self._token = settings.telegram_token or ""
         self._base = f"{settings.telegram_api_url.rstrip('/')}/bot{self._token}"
         self._api_url = settings.telegram_api_url
@@ -129,6 +132,7 @@ class _BotApi:
         self._sleep = sleep
         self._timeout = timeout
         self.retries_left = MAX_RETRIES_429
+        self.max_wait = max_wait
         self.migrated_chat_id: object = None
 
     def close(self) -> None:
@@ -138,7 +142,7 @@ class _BotApi:
     def scrub(self, text: str) -> str:
         return _scrub(text, self._token)
 
-    def call(self, method: str, payload: dict[str, Any]) -> _Reply:
+    def call(self, method: str, payload: dict[str, Any]) -> Reply:
         """Call a Bot API method once; raise TelegramError (token-free) when no answer came."""
         failure: str | None = None
         try:
@@ -156,12 +160,12 @@ class _BotApi:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            return _Reply(False, response.status_code, f"HTTP {response.status_code}, ответ не в формате Bot API")
+            return Reply(False, response.status_code, f"HTTP {response.status_code}, ответ не в формате Bot API")
         parameters = body["parameters"] if isinstance(body.get("parameters"), dict) else {}
         ok = bool(body.get("ok")) and response.status_code == 200
         code = body["error_code"] if isinstance(body.get("error_code"), int) else response.status_code
         description = self.scrub(str(body.get("description") or f"HTTP {response.status_code}"))
-        return _Reply(ok, code, description, parameters, body.get("result"))
+        return Reply(ok, code, description, parameters, body.get("result"))
 
     def send_part(self, payload: dict[str, Any]) -> bool:
         """Send one message, waiting out 429s within the budget and following a chat migration once."""
@@ -173,9 +177,9 @@ class _BotApi:
                 return True
             if reply.code == 429:
                 wait = _retry_after(reply)
-                if self.retries_left <= 0 or wait > MAX_RETRY_AFTER_SECONDS:
+                if self.retries_left <= 0 or wait > self.max_wait:
                     logger.error("%s Ожидание %s с, повторов осталось %d — сообщение не отправлено.",
-                                 _explain(reply, "sendMessage"), wait, self.retries_left)
+                                 explain(reply, "sendMessage"), wait, self.retries_left)
                     return False
                 self.retries_left -= 1
                 logger.warning("Telegram: 429 Too Many Requests, повтор через %s с", wait)
@@ -188,11 +192,11 @@ class _BotApi:
                 payload = {**payload, "chat_id": new_chat_id}
                 self.migrated_chat_id = new_chat_id
                 continue
-            logger.error("%s", _explain(reply, "sendMessage"))
+            logger.error("%s", explain(reply, "sendMessage"))
             return False
 
 
-def _retry_after(reply: _Reply) -> float:
+def _retry_after(reply: Reply) -> float:
     try:
         return max(float(reply.parameters.get("retry_after", 1)), 0.0)
     except (TypeError, ValueError):
@@ -201,13 +205,16 @@ def _retry_after(reply: _Reply) -> float:
 
 def send_message(text: str, *, settings: Settings | None = None, session: requests.Session | None = None,
                  sleep: Callable[[float], None] = time.sleep, timeout: Timeout = API_TIMEOUT,
-                 chat_id: str | None = None, thread_id: int | None = None) -> bool:
+                 chat_id: str | None = None, thread_id: int | None = None,
+                 reply_markup: dict[str, Any] | None = None, reply_to: int | None = None,
+                 max_wait: float = MAX_RETRY_AFTER_SECONDS) -> bool:
     """Send an HTML text to the team's chat (or `chat_id`/`thread_id`), split to Telegram's limit.
 
-    True when every part was accepted.
+    `reply_markup` (buttons) goes with the last part, `reply_to` (a message id) with the first;
+    a 429 asking to wait longer than `max_wait` seconds gives up. True when every part was accepted.
     """
     settings = settings if settings is not None else get_settings()
-    if not settings.telegram_configured:
+    if not settings.telegram_token or not (chat_id or settings.telegram_chat_id):
         logger.warning("[FAKE TELEGRAM] %s", text)
         return False
     parts = split_message(text)
@@ -223,11 +230,16 @@ def send_message(text: str, *, settings: Settings | None = None, session: reques
     thread = thread_id if chat_id else settings.telegram_thread_id
     if thread is not None:
         base_payload["message_thread_id"] = int(thread)
-    api = _BotApi(settings, session, sleep, timeout)
+    api = BotApi(settings, session, sleep, timeout, max_wait)
     try:
         for index, part in enumerate(parts, start=1):
+            payload = {**base_payload, "text": part}
+            if reply_to is not None and index == 1:
+                payload["reply_parameters"] = {"message_id": reply_to, "allow_sending_without_reply": True}
+            if reply_markup is not None and index == len(parts):
+                payload["reply_markup"] = reply_markup
             try:
-                accepted = api.send_part({**base_payload, "text": part})
+                accepted = api.send_part(payload)
             except TelegramError as exc:
                 logger.error("%s", exc)
                 accepted = False
@@ -280,11 +292,11 @@ def list_chats(settings: Settings | None = None, session: requests.Session | Non
     settings = settings if settings is not None else get_settings()
     if not settings.telegram_token:
         raise TelegramError("OMIS_TELEGRAM_TOKEN не задан: укажите токен бота (его выдаёт @BotFather).")
-    api = _BotApi(settings, session, time.sleep, timeout)
+    api = BotApi(settings, session, time.sleep, timeout)
     try:
         reply = api.call("getUpdates", {"timeout": 0, "limit": 100})
     finally:
         api.close()
     if not reply.ok:
-        raise TelegramError(_explain(reply, "getUpdates"))
+        raise TelegramError(explain(reply, "getUpdates"))
     return chats_from_updates(reply.result)

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..alerts import commands as alert_commands
 from ..logsafe import install_log_escaping
@@ -58,15 +59,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the local host: HTTP routes and timers."""
     from .. import devhost
 
-    get_settings()  # fail early, with the setting's name, before the port is taken
+    settings = get_settings()  # fail early, with the setting's name, before the port is taken
     sys.path.insert(0, str(ROOT))
     import function_app
 
+    from ..alerts.polling import poller_for_serve
+
+    poller = poller_for_serve(settings, _handle_update)
     try:
-        devhost.serve(function_app.app, host=args.host, port=args.port, run_timers=not args.no_timers)
+        devhost.serve(function_app.app, host=args.host, port=args.port, run_timers=not args.no_timers,
+                      workers=[poller] if poller else [])
     except OSError as exc:
         raise UsageError(f"не удалось занять {args.host}:{args.port}: {exc.strerror or exc}") from None
     return EXIT_OK
+
+
+def _handle_update(update: dict[str, Any]) -> object:
+    """Hand an update read by long polling to the bot, as the webhook does."""
+    from ..alerts.bot import handle_update
+
+    return handle_update(update)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

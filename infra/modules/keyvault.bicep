@@ -32,6 +32,13 @@ param telegramToken string = ''
 @description('Whether telegramToken was given.')
 param hasTelegramToken bool = false
 
+@description('Secret Telegram sends with each webhook update (OMIS_TELEGRAM_WEBHOOK_SECRET).')
+@secure()
+param telegramWebhookSecret string = ''
+
+@description('Whether telegramWebhookSecret was given.')
+param hasTelegramWebhookSecret bool = false
+
 @description('Key that signs CSRF tokens and flash cookies (OMIS_SECRET_KEY).')
 @secure()
 param omisSecretKey string
@@ -79,6 +86,15 @@ resource telegramSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (has
   }
 }
 
+resource telegramWebhookSecretEntry 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (hasTelegramWebhookSecret) {
+  parent: vault
+  name: 'omis-telegram-webhook-secret'
+  properties: {
+    value: telegramWebhookSecret
+    contentType: 'text/plain'
+  }
+}
+
 // The name azd's secretOrRandomPassword reads back on the next provision
 // (see main.parameters.json), so the key survives re-deployments.
 resource sessionSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
@@ -105,5 +121,6 @@ output uri string = vault.properties.vaultUri
 // Version-less URIs: App Service picks up a new secret version without a redeploy.
 output outlookClientSecretUri string = hasOutlookClientSecret ? outlookSecret.properties.secretUri : ''
 output telegramTokenUri string = hasTelegramToken ? telegramSecret.properties.secretUri : ''
+output telegramWebhookSecretUri string = hasTelegramWebhookSecret ? telegramWebhookSecretEntry.properties.secretUri : ''
 output omisSecretKeyUri string = sessionSecret.properties.secretUri
 output authClientSecretUri string = authSecret.properties.secretUri

@@ -1,4 +1,9 @@
-"""A fake Telegram Bot API on 127.0.0.1 that speaks the real HTTP protocol, with scriptable failures."""
+"""A fake Telegram Bot API on 127.0.0.1 that speaks the real HTTP protocol, with scriptable failures.
+
+Besides sending it keeps what a two-way bot uses: updates for getUpdates (long polling with
+offset and timeout; 409 while a webhook is set), button presses, editMessageText (with the
+real «message is not modified» refusal), answerCallbackQuery and the webhook methods.
+"""
 from __future__ import annotations
 
 import json
@@ -13,15 +18,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-MESSAGE_LIMIT = 4096
+from .telegram_botside import BotSide, CallbackAnswer, Edit, Webhook
+from .telegram_checks import MESSAGE_LIMIT, HtmlError, html_visible_text, markup_error, utf16_length
+from .telegram_payloads import DEFAULT_CHAT_ID, message_payload, press_payload, update
+
+__all__ = ["DEFAULT_CHAT_ID", "DEFAULT_TOKEN", "CallbackAnswer", "Edit", "FakeTelegram", "SentMessage", "Webhook", "html_visible_text", "message_payload",
+           "press_payload", "update"]
+
 DEFAULT_TOKEN = "123456789:AAF-fake_token_for_tests-0123456789ab"
-DEFAULT_CHAT_ID = "-1001234567890"
 
 _PATH_RE = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)/?$")
-_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
-                 "span", "tg-spoiler", "tg-emoji", "blockquote"}
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)(\s[^<>]*)?>")
-_ENTITY_RE = re.compile(r"&(lt|gt|amp|quot|#\d+|#x[0-9a-fA-F]+);")
 
 
 # sendMessage fields Bot API 7.0 replaced (disable_web_page_preview -> link_preview_options).
@@ -39,6 +45,8 @@ class SentMessage:
     message_thread_id: str | None
     link_preview_disabled: bool         # link_preview_options.is_disabled, or the deprecated flag
     deprecated_fields: tuple[str, ...]  # Bot API fields the request still used although deprecated
+    reply_markup: dict[str, Any] | None = None   # as it is now (editMessageText may have changed it)
+    reply_to: int | None = None                  # reply_parameters.message_id
 
 
 @dataclass(frozen=True)
@@ -59,66 +67,31 @@ class _Scripted:
     hold: tuple[threading.Event, threading.Event] | None = None   # (arrived, release)
 
 
-class HtmlError(ValueError):
-    """Text that Telegram's HTML parse mode would reject."""
-
-
-def html_visible_text(text: str) -> str:
-    """Check Telegram HTML the way the Bot API does and return the text a user would see."""
-    out: list[str] = []
-    stack: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "<":
-            m = _TAG_RE.match(text, i)
-            if not m or m.group(2).lower() not in _ALLOWED_TAGS:
-                raise HtmlError(f"can't parse entities: Unsupported start tag at byte offset {i}")
-            name = m.group(2).lower()
-            if m.group(1):
-                if not stack or stack[-1] != name:
-                    raise HtmlError(f"can't parse entities: Unexpected end tag at byte offset {i}")
-                stack.pop()
-            else:
-                stack.append(name)
-            i = m.end()
-        elif char == ">":
-            raise HtmlError(f"can't parse entities: Character '>' is reserved at byte offset {i}")
-        elif char == "&":
-            m = _ENTITY_RE.match(text, i)
-            if not m:
-                raise HtmlError(f"can't parse entities: Character '&' is reserved at byte offset {i}")
-            ref = m.group(1)
-            out.append({"lt": "<", "gt": ">", "amp": "&", "quot": '"'}.get(ref) or chr(
-                int(ref[2:], 16) if ref.startswith("#x") else int(ref[1:])))
-            i = m.end()
-        else:
-            out.append(char)
-            i += 1
-    if stack:
-        raise HtmlError(f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1]}\"")
-    return "".join(out)
-
-
-def _utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
 @dataclass
-class FakeTelegram:
+class FakeTelegram(BotSide):
     """The fake Bot API: use as a context manager; `.url` and `.token` go into the settings."""
 
     token: str = DEFAULT_TOKEN
     chat_id: str = DEFAULT_CHAT_ID
     accept_chats: set[str] | None = None   # None: any chat id is accepted
     updates: list[dict[str, Any]] = field(default_factory=list)
+    webhook: Webhook | None = None
+    webhook_last_error: tuple[int, str] | None = None    # (unix time, message) getWebhookInfo reports
+    max_poll_seconds: float = 30.0                       # a long poll waits at most this long, whatever it asks
     _messages: list[SentMessage] = field(default_factory=list, init=False)
+    _edits: list[Edit] = field(default_factory=list, init=False)
+    _answers: list[CallbackAnswer] = field(default_factory=list, init=False)
+    _next_update_id: int = field(default=100_000, init=False)
     _calls: list[Call] = field(default_factory=list, init=False)
     _script: list[_Scripted] = field(default_factory=list, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _changed: threading.Condition = field(init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     _server: ThreadingHTTPServer | None = field(default=None, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._changed = threading.Condition(self._lock)
 
     # Lifecycle
 
@@ -133,8 +106,10 @@ class FakeTelegram:
         return self
 
     def stop(self) -> None:
-        """Stop serving and wake any delayed answer."""
+        """Stop serving and wake any delayed or waiting answer."""
         self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -168,6 +143,24 @@ class FakeTelegram:
     def messages(self) -> list[SentMessage]:
         """Return the accepted messages, oldest first."""
         with self._lock:
+            return list(self._messages)
+
+    @property
+    def edits(self) -> list[Edit]:
+        """Return the accepted message edits, oldest first."""
+        with self._lock:
+            return list(self._edits)
+
+    @property
+    def answers(self) -> list[CallbackAnswer]:
+        """Return the accepted callback answers, oldest first."""
+        with self._lock:
+            return list(self._answers)
+
+    def wait_for_messages(self, count: int, timeout: float = 15.0) -> list[SentMessage]:
+        """Wait until at least `count` messages were accepted (another process sends them); return them all."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._messages) >= count, timeout=timeout)
             return list(self._messages)
 
     @property
@@ -228,10 +221,22 @@ class FakeTelegram:
             self._script.append(_Scripted(method, 200, None, hold=(arrived, release)))
         return arrived, release
 
-    def add_update(self, kind: str, payload: dict[str, Any]) -> None:
-        """Queue an update (`message`, `my_chat_member`, …) for getUpdates."""
-        with self._lock:
-            self.updates.append({"update_id": 100_000 + len(self.updates), kind: payload})
+    def add_update(self, kind: str, payload: dict[str, Any]) -> int:
+        """Queue an update (`message`, `my_chat_member`, …) for getUpdates; return its update_id."""
+        with self._changed:
+            update_id = self._next_update_id
+            self._next_update_id += 1
+            self.updates.append({"update_id": update_id, kind: payload})
+            self._changed.notify_all()
+            return update_id
+
+    def add_message(self, text: str, **kwargs: Any) -> int:
+        """Queue a message in the chat (see message_payload); return its update_id."""
+        return self.add_update("message", message_payload(text, chat_id=kwargs.pop("chat_id", self.chat_id), **kwargs))
+
+    def add_press(self, message: SentMessage, data: str, **kwargs: Any) -> int:
+        """Queue a press of a button under a message the bot sent (see press_payload); return its update_id."""
+        return self.add_update("callback_query", press_payload(message, data, **kwargs))
 
     # Serving (called from the handler threads)
 
@@ -255,8 +260,10 @@ class FakeTelegram:
                 return 503, {"ok": False, "error_code": 503, "description": "Service Unavailable"}
             if scripted.body is not None:
                 return scripted.status, scripted.body
-        handler = {"sendmessage": self._send_message, "getupdates": self._get_updates,
-                   "getme": self._get_me}.get(method.lower())
+        handler = {"sendmessage": self._send_message, "getupdates": self._get_updates, "getme": self._get_me,
+                   "editmessagetext": self._edit_message_text, "answercallbackquery": self._answer_callback,
+                   "setwebhook": self._set_webhook, "deletewebhook": self._delete_webhook,
+                   "getwebhookinfo": self._get_webhook_info}.get(method.lower())
         if handler is None:
             return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
         return handler(params)
@@ -280,7 +287,7 @@ class FakeTelegram:
                 visible = html_visible_text(text)
             except HtmlError as exc:
                 return bad(str(exc))
-        if _utf16_length(visible.strip()) > MESSAGE_LIMIT:
+        if utf16_length(visible.strip()) > MESSAGE_LIMIT:
             return bad("message is too long")
         thread = params.get("message_thread_id")
         if thread not in (None, "") and not (isinstance(thread, int) or str(thread).isdigit()):
@@ -290,25 +297,30 @@ class FakeTelegram:
             return bad("can't parse link preview options")
         disabled = (bool(preview.get("is_disabled")) if isinstance(preview, dict)
                     else params.get("disable_web_page_preview") in (True, "true", "True", "1"))
-        with self._lock:
+        markup = params.get("reply_markup")
+        if isinstance(markup, str):
+            markup = json.loads(markup)
+        if markup is not None and (error := markup_error(markup)):
+            return bad(error)
+        reply = params.get("reply_parameters")
+        reply_to = reply.get("message_id") if isinstance(reply, dict) else None
+        with self._changed:
             message = SentMessage(
                 message_id=len(self._messages) + 1, chat_id=chat_id, text=text,
                 parse_mode=parse_mode if isinstance(parse_mode, str) else None,
                 message_thread_id=None if thread in (None, "") else str(thread),
                 link_preview_disabled=disabled,
                 deprecated_fields=tuple(name for name in DEPRECATED_SEND_FIELDS if name in params),
+                reply_markup=markup, reply_to=reply_to if isinstance(reply_to, int) else None,
             )
             self._messages.append(message)
+            self._changed.notify_all()
         chat: dict[str, Any] = {"id": int(chat_id) if chat_id.lstrip("-").isdigit() else 0,
                                 "type": "supergroup", "title": "OMIS test chat"}
         result = {"message_id": message.message_id, "date": int(time.time()), "chat": chat, "text": visible}
         if message.message_thread_id:
             result["message_thread_id"] = int(message.message_thread_id)
         return 200, {"ok": True, "result": result}
-
-    def _get_updates(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self._lock:
-            return 200, {"ok": True, "result": list(self.updates)}
 
     def _get_me(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         bot_id = int(self.token.split(":", 1)[0]) if self.token.split(":", 1)[0].isdigit() else 1

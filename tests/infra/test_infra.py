@@ -328,13 +328,14 @@ def test_no_secure_parameter_reaches_an_output(path: Path):
 
 def test_secrets_are_secure_parameters_of_main_bicep():
     params = bicep(MAIN_BICEP).params
-    for name in ("OMIS_OUTLOOK_CLIENT_SECRET", "OMIS_TELEGRAM_TOKEN", "OMIS_SECRET_KEY", "authClientSecret"):
+    for name in ("OMIS_OUTLOOK_CLIENT_SECRET", "OMIS_TELEGRAM_TOKEN", "OMIS_TELEGRAM_WEBHOOK_SECRET", "OMIS_SECRET_KEY",
+                 "authClientSecret"):
         assert params[name].secure, f"{name} must be @secure()"
 
 
 def test_secret_app_settings_are_key_vault_references():
     settings = object_properties(bicep(MAIN_BICEP).variables["omisSettings"])
-    for name in ("OMIS_OUTLOOK_CLIENT_SECRET", "OMIS_TELEGRAM_TOKEN", "OMIS_SECRET_KEY"):
+    for name in ("OMIS_OUTLOOK_CLIENT_SECRET", "OMIS_TELEGRAM_TOKEN", "OMIS_TELEGRAM_WEBHOOK_SECRET", "OMIS_SECRET_KEY"):
         assert "@Microsoft.KeyVault(SecretUri=" in text(settings[name]), name
 
 
