@@ -29,7 +29,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from ..model import FINAL_STATUSES, HistoryEntry
-from .requests import RequestNotFound, RequestStore, _Change, fresh_time
+from .requests import Change, RequestNotFound, RequestStore, fresh_time
 from .tables import KEY_CHARS, StorageBusy, Table, as_utc, fit_text, ts_key
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def _get_json(entity: dict[str, Any], name: str, default: object) -> Any:
 
 def _digest(row: dict[str, Any]) -> Digest:
     thread = row.get("ThreadId")
-    return Digest(id=row["RowKey"][2:], created_at=as_utc(row["CreatedAt"]), chat_id=row.get("ChatId") or "",  # type: ignore[arg-type]
+    return Digest(id=row["RowKey"][2:], created_at=as_utc(row["CreatedAt"]), chat_id=row.get("ChatId") or "",
                   thread_id=int(thread) if thread is not None else None,
                   request_ids=tuple(_get_json(row, "Ids", [])), numbers=tuple(_get_json(row, "Numbers", [])),
                   text=row.get("Text") or "", keyboard=_get_json(row, "Keyboard", None),
@@ -137,7 +137,7 @@ class BotStore:
             row = self.table.get(BOT_PARTITION, key)
             if row is None:
                 continue   # pruned meanwhile: claim it afresh
-            if row.get("State") == "done" or now - as_utc(row["LeaseAt"]) < CLAIM_LEASE:  # type: ignore[operator]
+            if row.get("State") == "done" or now - as_utc(row["LeaseAt"]) < CLAIM_LEASE:
                 return None
             try:
                 self.table.update({"PartitionKey": BOT_PARTITION, "RowKey": key, "LeaseAt": now},
@@ -256,7 +256,7 @@ def snooze_request(requests: RequestStore, request_id: str, until: datetime, *, 
     """
     outcome = "snoozed"
 
-    def decide(row: dict[str, Any], _: int) -> _Change | None:
+    def decide(row: dict[str, Any], _: int) -> Change | None:
         nonlocal outcome
         if row.get("Archived") or row["Status"] in FINAL_STATUSES:
             outcome = "closed"
@@ -268,7 +268,7 @@ def snooze_request(requests: RequestStore, request_id: str, until: datetime, *, 
         outcome = "snoozed"
         at = fresh_time(row, now)
         entry = HistoryEntry(at=at, status=row["Status"], comment=note, author=author, source="telegram")
-        return _Change({"SnoozedUntil": until, "UpdatedAt": at}, entry)
+        return Change({"SnoozedUntil": until, "UpdatedAt": at}, entry)
     try:
         requests.change(request_id, decide, busy="Не удалось отложить напоминания: хранилище занято, повторите.")
     except RequestNotFound:

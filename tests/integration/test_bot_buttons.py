@@ -199,7 +199,7 @@ def test_a_per_request_button_kind_plugs_in_with_its_action(bot: FakeTelegram, m
     press(message, "Проверить: П-2", T0 + timedelta(minutes=1))
     press(bot.messages[-1], "Отложить все на 1 ч", T0 + timedelta(minutes=2))
     assert pressed == [(fresh_store().requests.resolve("П-2"), "Анна Смирнова")]
-    assert [a.text for a in bot.answers][0] == "Проверено: П-2"
+    assert next(a.text for a in bot.answers) == "Проверено: П-2"
     assert bot.messages[-1].text.endswith("\n\n✔ П-2 — Анна Смирнова\n⏸ Анна Смирнова отложил(а) напоминания до "
                                           "чт 26.11 11:02 (заявок: 2).")
     many = digest_of(bot, *(f"М-{i}" for i in range(9)), at=T0 + timedelta(hours=3))
