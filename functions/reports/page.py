@@ -10,7 +10,7 @@ from ..deadlines import KINDS
 from .charts import Bar, Row, Segment, bar_chart, format_minutes, format_share, legend, month_label
 from .figures import Report
 
-BREACH_LABEL_WIDTH = 168
+BREACH_LABEL_WIDTH = 186
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,11 @@ logger = logging.getLogger(__name__)
 
 FOLD_AT = 50            # status-count deltas that make a reader fold them into the snapshot
 FOLD_CHUNK = 98         # deltas folded per transaction (with the snapshot row: ≤ 100 operations)
-# What reports and exports read of a request (index rows carry more: search text, mail and reminder state).
-REPORT_FIELDS = ("Id", "Number", "Position", "Description", "Author", "Status", "Comment", "CommentAuthor",
-                 "CreatedAt", "StatusUpdatedAt", "UpdatedAt", "Archived", "Level", "Due", "Promised",
-                 "FirstNewsAt", "LastNewsAt", "ClarifySince", "ClarifyAnswered", "Pauses", "Breaches", "Aliases")
+# What reports read of a request: its times, level, deadline facts and breaches, and what names it
+# (index rows carry more: description, comment, search text, mail and reminder state).
+REPORT_FIELDS = ("Id", "Number", "Position", "Status", "CreatedAt", "StatusUpdatedAt", "UpdatedAt", "Archived",
+                 "Level", "Due", "Promised", "FirstNewsAt", "LastNewsAt", "ClarifySince", "ClarifyAnswered",
+                 "Pauses", "Breaches")
 
 
 class RequestNotFound(Exception):
@@ -222,7 +223,10 @@ class RequestStore:
         return self.table.range(PARTITION, low or prefix, high or prefix + "~", page_size=page_size)
 
     def created_between(self, start: datetime, end: datetime) -> Iterator[Request]:
-        """Yield the requests created in [start, end), archived ones too, oldest first (reads the c_ index only)."""
+        """Yield the requests created in [start, end), archived ones too, oldest first (reads the c_ index only).
+
+        Only REPORT_FIELDS are read: description, comment and author come back empty.
+        """
         rows = self.table.range(PARTITION, "c_" + ts_key(start), "c_" + ts_key(end), select=list(REPORT_FIELDS),
                                 page_size=1000)
         return (layout.request_from_row(e) for e in rows)
