@@ -247,3 +247,14 @@ def test_a_file_that_is_no_table_fails_and_a_missing_one_is_bad_usage(store, cli
     assert "нет столбца «Номер»" in capsys.readouterr().err
     assert cli_main(["import", str(tmp_path / "none.db")]) == 2
     assert "не найден" in capsys.readouterr().err
+
+
+def test_mail_read_again_after_an_import_keeps_the_imported_status_and_comment(store):
+    imported = put(store, "M-1", at("2026-01-10T08:00:00"), "выполнена", comment="Сделано, акт подписан",
+                   updated_at=at("2026-01-12T08:00:00"))
+    done = store.apply_mail(imported.id, message="old-mail", status="принята в работу", comment="Взяли в работу",
+                            received=at("2026-01-11T08:00:00"), message_id="<old@x>", subject="Заявка M-1")
+    assert done.outcome == "recorded"
+    found = store.get_request("M-1")
+    assert (found.status, found.comment) == ("выполнена", "Сделано, акт подписан")
+    assert [h.source for h in found.history] == ["import", "mail"]
