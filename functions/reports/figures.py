@@ -53,7 +53,7 @@ class Month:
                 or not (value[:4] + value[5:]).isdigit():
             raise ValueError(value)
         month = cls(int(value[:4]), int(value[5:]))
-        if not 1 <= month.month <= 12 or month.year < 1900:
+        if not 1 <= month.month <= 12 or not 1900 <= month.year <= 2999:
             raise ValueError(value)
         return month
 

@@ -289,8 +289,8 @@ class RequestStore:
                                   status=status, source=source, news=False)
             request = _with_facts(request, facts)
         # An imported comment is as recent as the request's last change: older mail read again keeps it.
-        extra = {"CommentAt": request.updated_at} if request.comment else None
-        row = self._with_deadline(layout.row_from_request(request, history_seq=1, extra=extra))
+        comment_at = {"CommentAt": request.updated_at} if request.comment else None
+        row = self._with_deadline(layout.row_from_request(request, history_seq=1, extra=comment_at))
         entry = HistoryEntry(at=created, status=status, comment=comment, author=author, source=source)
         ops: list[tuple] = [
             ("create", {"PartitionKey": PARTITION, "RowKey": layout.lookup_key(number), "Id": request_id,

@@ -20,10 +20,11 @@ logger = logging.getLogger(__name__)
 bp = func.Blueprint()
 
 SEARCH_MAX = 200
+PARAM_MAX = 40      # a month is 7 characters, a level id at most 32
 
 
 def _report_params(req: func.HttpRequest) -> dict[str, str]:
-    return {name: (req.params.get(name) or "").strip()[:20] for name in ("from", "to", "level")}
+    return {name: (req.params.get(name) or "").strip()[:PARAM_MAX] for name in ("from", "to", "level")}
 
 
 @bp.route(route="reports", methods=["GET"])

@@ -81,6 +81,7 @@ def test_range_bounds_are_local_midnights_in_utc():
 @pytest.mark.parametrize(("start", "end", "field"), [
     ("2026-13", None, "from"), ("26-01", None, "from"), ("2026-1", None, "from"), (None, "2026-00", "to"),
     ("2026-05", "2026-04", "from"), ("2020-01", "2026-01", "to"), ("２０２６-01", None, "from"),
+    ("9999-12", None, "from"), ("1899-12", None, "from"),
 ])
 def test_bad_range_names_the_field(start, end, field):
     with pytest.raises(ValidationError) as caught:
