@@ -21,6 +21,8 @@ ROW_GAP = 9
 MONTHS_SHORT = ("янв", "фев", "мар", "апр", "май", "июн", "июл", "авг", "сен", "окт", "ноя", "дек")
 MONTHS_FULL = ("январь", "февраль", "март", "апрель", "май", "июнь", "июль", "август", "сентябрь", "октябрь",
                "ноябрь", "декабрь")
+MONTHS_FROM = ("января", "февраля", "марта", "апреля", "мая", "июня", "июля", "августа", "сентября", "октября",
+               "ноября", "декабря")
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,15 @@ def month_label(key: str, full: bool = False) -> str:
     """Name a `YYYY-MM` month the Russian way: «мар 26», or «март 2026» when full."""
     year, month = int(key[:4]), int(key[5:7])
     return f"{MONTHS_FULL[month - 1]} {year}" if full else f"{MONTHS_SHORT[month - 1]} {year % 100:02d}"
+
+
+def period_text(first: str, last: str) -> str:
+    """Say a range of `YYYY-MM` months: «с января по март 2026», «с ноября 2025 по март 2026», «за март 2026»."""
+    (y1, m1), (y2, m2) = (int(first[:4]), int(first[5:7])), (int(last[:4]), int(last[5:7]))
+    if (y1, m1) == (y2, m2):
+        return f"за {MONTHS_FULL[m2 - 1]} {y2}"
+    start = MONTHS_FROM[m1 - 1] if y1 == y2 else f"{MONTHS_FROM[m1 - 1]} {y1}"
+    return f"с {start} по {MONTHS_FULL[m2 - 1]} {y2}"
 
 
 def format_minutes(minutes: float | None) -> str:

@@ -6,7 +6,7 @@ import logging
 import azure.functions as func
 
 from ..model import ValidationError, utcnow
-from ..reports.charts import format_minutes, format_share, month_label
+from ..reports.charts import format_minutes, format_share, month_label, period_text
 from ..reports.export import CSV_TYPE, XLSX_TYPE, csv_bytes, export_rows, workbook_bytes
 from ..reports.page import charts
 from ..reports.record import load_report, report_json
@@ -42,7 +42,8 @@ def page_reports(req: func.HttpRequest) -> func.HttpResponse:
     return page(req, "reports.html", nav="reports", report=report, charts=charts(report, KIND_TITLES),
                 levels=settings.sla_levels, filters={"from": str(report.range.first), "to": str(report.range.last),
                                                      "level": report.level or ""},
-                month_label=month_label, minutes=format_minutes, share=format_share, kinds=KIND_TITLES)
+                month_label=month_label, period=period_text, minutes=format_minutes, share=format_share,
+                kinds=KIND_TITLES)
 
 
 @bp.route(route="api/reports", methods=["GET"])

@@ -9,7 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from functions.reports.charts import Bar, Row, Segment, bar_chart, format_minutes, format_share, month_label
+from functions.reports.charts import (
+    Bar,
+    Row,
+    Segment,
+    bar_chart,
+    format_minutes,
+    format_share,
+    month_label,
+    period_text,
+)
 from functions.reports.export import COLUMNS, csv_bytes
 from functions.reports.importer import RowRefused, read_time
 from functions.reports.sources import SourceError, read_csv
@@ -29,6 +38,9 @@ def test_durations_are_shown_in_minutes_then_hours(minutes, text):
 def test_shares_and_months_read_the_russian_way():
     assert (format_share(None), format_share(0.8333)) == ("—", "83 %")
     assert (month_label("2026-03"), month_label("2026-12", full=True)) == ("мар 26", "декабрь 2026")
+    assert period_text("2026-01", "2026-03") == "с января по март 2026"
+    assert period_text("2025-11", "2026-03") == "с ноября 2025 по март 2026"
+    assert period_text("2026-03", "2026-03") == "за март 2026"
 
 
 def test_bars_are_scaled_to_the_largest_and_labels_are_escaped():
