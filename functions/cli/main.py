@@ -17,6 +17,7 @@ from typing import Any
 from ..alerts import commands as alert_commands
 from ..logsafe import install_log_escaping
 from ..mail import commands as mail_commands
+from ..reports import commands as report_commands
 from ..settings import SettingsError, get_settings
 from ..storage import StorageUnavailable
 from . import options
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
-COMMAND_MODULES: tuple[Register, ...] = (mail_commands.register, alert_commands.register)
+COMMAND_MODULES: tuple[Register, ...] = (mail_commands.register, alert_commands.register, report_commands.register)
 
 
 def load_local_settings(path: Path = ROOT / "local.settings.json") -> list[str]:

@@ -51,6 +51,8 @@ __all__ = [
     "reset_stores",
 ]
 
+IMPORT_AUTHOR = "Импорт"     # the author of an imported request that names none
+
 
 class Store:
     """The OMIS tables of one storage configuration, and the operations services call on them.
@@ -106,6 +108,29 @@ class Store:
         return self.requests.create(number, position, description, author=self._author(author), source=source,
                                     level=level_id, due=due, now=at, confirm_similar=confirm_similar,
                                     outbox=outbox)
+
+    def import_request(self, number: object, position: object = "", description: object = "", *,
+                       status: object, comment: object = "", author: str = "", comment_author: str = "",
+                       level: object = None, created_at: datetime, status_updated_at: datetime,
+                       updated_at: datetime, due: datetime | None = None, promised: datetime | None = None,
+                       now: datetime | None = None) -> Request:
+        """Bring in a request of older data with its own times and status; its history is one `import` entry.
+
+        Raises ValidationError (a bad number, status, level or text) or DuplicateRequestError (the
+        number is there already). Numbers that merely look alike are taken as the distinct
+        requests the older data says they are.
+        """
+        number, position, description = validate_new_request(number, position, description)
+        status, text = validate_status_change(status, comment)
+        level_id = self._level(level)
+        who = author.strip()[:200] or IMPORT_AUTHOR
+        updated = max(updated_at, status_updated_at, created_at)
+        return self.requests.create(number, position, description, author=who, source="import", level=level_id,
+                                    due=due, now=now, confirm_similar=True, comment=text or "Заявка импортирована.",
+                                    status=status, created_at=created_at,
+                                    status_updated_at=max(status_updated_at, created_at), updated_at=updated,
+                                    promised=promised,
+                                    current_comment=(text, (comment_author.strip()[:200] or who) if text else ""))
 
     def _author(self, author: str | None) -> str:
         return (author or self.settings.dev_user).strip()[:200]

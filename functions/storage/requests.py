@@ -37,6 +37,13 @@ from .tables import Table, Tables, as_utc, failed_index, if_unchanged, retrying,
 
 logger = logging.getLogger(__name__)
 
+# What reports read of a request: its times, level, deadline facts and breaches, and what names it
+# (index rows carry more: description, comment, search text, mail and reminder state).
+REPORT_FIELDS = ("Id", "Number", "Position", "Status", "CreatedAt", "StatusUpdatedAt", "UpdatedAt", "Archived",
+                 "Level", "Due", "Promised", "FirstNewsAt", "LastNewsAt", "ClarifySince", "ClarifyAnswered",
+                 "Pauses", "Breaches")
+
+
 
 
 @dataclass
@@ -125,6 +132,15 @@ class RequestStore:
         """Yield rows of one index, in key order, between low and high (exclusive)."""
         return self.table.range(PARTITION, low or prefix, high or prefix + "~", page_size=page_size)
 
+    def created_between(self, start: datetime, end: datetime) -> Iterator[Request]:
+        """Yield the requests created in [start, end), archived ones too, oldest first (reads the c_ index only).
+
+        Only REPORT_FIELDS are read: description, comment and author come back empty.
+        """
+        rows = self.table.range(PARTITION, "c_" + ts_key(start), "c_" + ts_key(end), select=list(REPORT_FIELDS),
+                                page_size=1000)
+        return (layout.request_from_row(e) for e in rows)
+
     def breached(self, now: datetime) -> list[Request]:
         """Return the open requests whose deadline has passed, earliest first (reads only those)."""
         return [layout.request_from_row(e) for e in self.iter_rows("k_", high="k_" + ts_key(now))]
@@ -139,12 +155,15 @@ class RequestStore:
                level: str, due: datetime | None = None, now: datetime | None = None,
                confirm_similar: bool = False, comment: str = "Заявка зарегистрирована.",
                status: str = DEFAULT_STATUS, created_at: datetime | None = None,
-               status_updated_at: datetime | None = None, outbox: Callable[[Request], list[tuple]] | None = None
-               ) -> Request:
+               status_updated_at: datetime | None = None, outbox: Callable[[Request], list[tuple]] | None = None,
+               updated_at: datetime | None = None, promised: datetime | None = None,
+               current_comment: tuple[str, str] = ("", "")) -> Request:
         """Store a new request (fields already validated); raise DuplicateRequestError or SimilarNumberError.
 
         `outbox(request)` returns outbox operations to write in the same transaction (a mail to send).
-        `created_at`/`status_updated_at`/`status`/`comment` serve the import of older data.
+        `created_at`/`status_updated_at`/`updated_at`/`status`/`promised`/`comment` and
+        `current_comment` (the request's comment and its author) serve the import of older data;
+        `comment` is the text of the first history entry.
         """
         at = now or utcnow()
         created = created_at or at
@@ -154,14 +173,18 @@ class RequestStore:
         if not confirm_similar:
             self._refuse_similar(number, None)
         request = Request(number=number, position=position, description=description, author=author,
-                          status=status, comment="", comment_author="", created_at=created,
-                          status_updated_at=status_updated_at or created, updated_at=max(at, created),
-                          id=request_id, level=level, due=due)
+                          status=status, comment=current_comment[0], comment_author=current_comment[1],
+                          created_at=created, status_updated_at=status_updated_at or created,
+                          updated_at=updated_at or max(at, created), id=request_id, level=level, due=due,
+                          promised=promised)
         if status != DEFAULT_STATUS:
-            facts = record_change(self.facts(request), at=request.status_updated_at, status=status, source=source,
-                                  news=False)
+            # Created past its first status (an import): the contractor reacted when that status was set.
+            facts = record_change(replace(self.facts(request), status=DEFAULT_STATUS), at=request.status_updated_at,
+                                  status=status, source=source, news=False)
             request = _with_facts(request, facts)
-        row = self._with_deadline(layout.row_from_request(request, history_seq=1))
+        # An imported comment is as recent as the request's last change: older mail read again keeps it.
+        comment_at = {"CommentAt": request.updated_at} if request.comment else None
+        row = self._with_deadline(layout.row_from_request(request, history_seq=1, extra=comment_at))
         entry = HistoryEntry(at=created, status=status, comment=comment, author=author, source=source)
         ops: list[tuple] = [
             ("create", {"PartitionKey": PARTITION, "RowKey": layout.lookup_key(number), "Id": request_id,
