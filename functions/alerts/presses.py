@@ -4,13 +4,9 @@ A button kind (buttons.py) is offered by `digest_kinds` and acted on by `ACTIONS
 action gets the press (the digest as stored, the request a per-request button names, who pressed,
 when) and returns the text for the callback answer and, optionally, a line for the message.
 
-«Напомнить подрядчику» (SPEC §9) plugs in here, in a few lines:
-
-    NUDGE = ButtonKind("n", "Напомнить подрядчику", per_request=True)
-    PER_REQUEST.append((NUDGE, lambda settings, count: settings.mail_send and count <= PER_REQUEST_MAX))
-    ACTIONS[NUDGE.code] = nudge   # queue the nudge for press.request_id, author press.user, source
-                                  # "telegram", once per digest and request (nudge_for=f"digest@{press.digest.id}");
-                                  # return PressResult(answer, (f"nudge:{press.index}", line))
+«Напомнить подрядчику» (SPEC §9) is a per-request kind, offered with OMIS_MAIL_SEND=on on a
+digest of at most PER_REQUEST_MAX requests; a press queues one nudge for its request (once per
+digest and request, however often it is pressed), in the history with the user's name.
 """
 from __future__ import annotations
 
@@ -77,12 +73,39 @@ def snooze_digest(press: Press, choice: str) -> PressResult:
                        ("snooze", line))
 
 
+NUDGE = ButtonKind("n", "Напомнить подрядчику", per_request=True)
+
+
+def nudge_contractor(press: Press) -> PressResult:
+    """Queue «Напомнить подрядчику» for the press's request, once per digest and request."""
+    from ..mail.outbox import SendingOff, queue_nudge
+    from ..storage import ConflictError, RequestNotFound
+
+    index = press.index if press.index is not None else 0
+    number = press.digest.numbers[index] if index < len(press.digest.numbers) else ""
+    row = press.store.requests.row(press.request_id) if press.request_id else None
+    if row is None:
+        return PressResult(f"Заявки {number} больше нет.")
+    try:
+        queued = queue_nudge(press.store, row["Number"], author=press.user, source="telegram", now=press.at,
+                             nudge_for=f"digest@{press.digest.id}")
+    except (SendingOff, ConflictError, RequestNotFound) as exc:
+        return PressResult(str(exc)[:190])
+    if queued is None:
+        return PressResult(f"Напоминание по заявке {row['Number']} уже поставлено.")
+    return PressResult(f"Напоминание подрядчику по заявке {row['Number']} поставлено в очередь.",
+                       (f"nudge:{index}", f"✉ {row['Number']}: напоминание подрядчику — {press.user}"))
+
+
 ACTIONS: dict[str, Action] = {
     SNOOZE_HOUR.code: lambda press: snooze_digest(press, "1h"),
     SNOOZE_TOMORROW.code: lambda press: snooze_digest(press, TOMORROW),
+    NUDGE.code: nudge_contractor,
 }
 # Per-request kinds, each with when it is offered (the settings, the number of requests in the digest).
-PER_REQUEST: list[tuple[ButtonKind, Callable[[Settings, int], bool]]] = []
+PER_REQUEST: list[tuple[ButtonKind, Callable[[Settings, int], bool]]] = [
+    (NUDGE, lambda settings, count: settings.mail_send and count <= PER_REQUEST_MAX),
+]
 
 
 def digest_kinds(settings: Settings, count: int) -> list[ButtonKind]:

@@ -12,6 +12,7 @@ from functions.alerts.bot import handle_update
 from functions.alerts.buttons import callback_data
 from functions.alerts.remind import notify
 from functions.storage.bot import BOT_PARTITION
+from tests.fakes.fixtures import fake_graph  # noqa: F401
 from tests.fakes.telegram_server import FakeTelegram, SentMessage, press_payload, update
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -212,3 +213,29 @@ def test_a_digest_is_kept_for_thirty_days(bot: FakeTelegram) -> None:
     press(old, "Отложить все на 1 ч", T0 + timedelta(days=31, minutes=1))
     assert bot.answers[-1].text.startswith("Сводка устарела: кнопки работают 30 дней.")
     assert fresh_store().get_request("В-1").snoozed_until is None
+
+
+def test_nudge_buttons_queue_one_nudge_per_request_in_the_name_of_who_pressed(configure, telegram,
+                                                                             fake_graph) -> None:  # noqa: F811
+    from functions.mail.outbox import send_outbox
+
+    configure(**telegram.settings_env(), **fake_graph.env(OMIS_MAIL_SEND="on",
+                                                          OMIS_CONTRACTOR_EMAIL="ivan@contractor.example"))
+    message = digest_of(telegram, "Н-1", "Н-2", at=T0)
+    assert list(buttons(message))[2:] == ["Напомнить подрядчику: Н-1", "Напомнить подрядчику: Н-2"]
+    assert press(message, "Напомнить подрядчику: Н-2", T0 + timedelta(minutes=1)) == "done"
+    press(telegram.messages[-1], "Напомнить подрядчику: Н-2", T0 + timedelta(minutes=2), user=OLEG)   # again
+    request = fresh_store().get_request("Н-2")
+    queued = [h for h in request.history if h.source == "telegram"]
+    assert len(queued) == 1 and queued[0].author == "Анна Смирнова" and "Напоминание" in queued[0].comment
+    assert [m.state for m in request.outbox] == ["queued"]
+    assert "напоминание подрядчику — Анна Смирнова" in telegram.messages[-1].text
+    send_outbox(fresh_store(), sleep=lambda s: None, lookup_interval=0)
+    (sent,) = fake_graph.sent
+    assert "Н-2" in sent.subject and sent.to == ["ivan@contractor.example"]
+    assert fresh_store().get_request("Н-1").outbox == ()
+
+
+def test_without_sending_the_digest_has_no_nudge_buttons(bot: FakeTelegram) -> None:
+    message = digest_of(bot, "Б-1", at=T0)
+    assert not any(label.startswith("Напомнить") for label in buttons(message))
