@@ -1,7 +1,4 @@
-"""Reminder texts for Telegram: the deadline digest, the escalation digest, and splitting (pure).
-
-`build_digest` is the older quiet-time digest, kept until the reminder pass moves to deadlines.
-"""
+"""Reminder texts for Telegram: the deadline digest, the escalation digest, and splitting (pure)."""
 from __future__ import annotations
 
 import html
@@ -11,7 +8,7 @@ from datetime import datetime, timezone, tzinfo
 from urllib.parse import quote
 
 from ..deadlines import KINDS
-from ..model import STATUS_CLARIFY, Request, normalize_number
+from ..model import normalize_number
 
 TELEGRAM_LIMIT = 4096
 COMMENT_PREVIEW = 150
@@ -43,57 +40,6 @@ def _escape(value: str) -> str:
 
 def _as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-
-
-def _format_delay_message(request: Request, *, now: datetime, quiet_minutes: float, tz: tzinfo,
-                          public_url: str | None) -> str:
-    """Return one delayed request's line of a reminder, in Telegram HTML."""
-    number = f"<b>{_escape(request.number)}</b>"
-    if public_url:
-        href = html.escape(request_url(public_url, request.number), quote=True)
-        number = f'<a href="{href}">{number}</a>'
-    parts = [f"• {number}"]
-    if request.position.strip():
-        parts.append(f"позиция: {_escape(request.position.strip())}")
-    changed = _as_utc(request.status_updated_at)
-    parts.append(f"{_escape(request.status)} с {changed.astimezone(tz):%d.%m.%Y %H:%M}")
-    quiet = f"без ответа {format_quiet(quiet_minutes)}"
-    calendar_minutes = (_as_utc(now) - changed).total_seconds() / 60
-    if calendar_minutes - quiet_minutes > _WORKING_TIME_SLACK_MINUTES:
-        # Only working hours counted: say so, or «2 ч» next to yesterday's date looks wrong.
-        quiet += " рабочего времени"
-    parts.append(quiet)
-    comment = " ".join(request.comment.split())
-    if comment:
-        if len(comment) > COMMENT_PREVIEW:
-            comment = comment[:COMMENT_PREVIEW - 1].rstrip() + "…"
-        parts.append(f"<i>{_escape(comment)}</i>")
-    return " · ".join(parts)
-
-
-def build_digest(items: list[tuple[Request, float]], *, now: datetime, tz: tzinfo,
-                 public_url: str | None) -> str:
-    """Return one reminder naming every delayed request, those awaiting our clarification apart."""
-    if not items:
-        return ""
-
-    def oldest_first(item: tuple[Request, float]) -> tuple[datetime, str]:
-        return _as_utc(item[0].status_updated_at), normalize_number(item[0].number)
-
-    ordered = sorted(items, key=oldest_first)
-    waiting_for_contractor = [item for item in ordered if item[0].status != STATUS_CLARIFY]
-    waiting_for_us = [item for item in ordered if item[0].status == STATUS_CLARIFY]
-
-    def line(item: tuple[Request, float]) -> str:
-        return _format_delay_message(item[0], now=now, quiet_minutes=item[1], tz=tz, public_url=public_url)
-
-    lines = [f"<b>⏰ Заявки без ответа: {len(items)}</b>"]
-    lines.extend(line(item) for item in waiting_for_contractor)
-    if waiting_for_us:
-        lines.append("")
-        lines.append(f"<b>Ждут нашего уточнения: {len(waiting_for_us)}</b> (подрядчик ждёт ответа от нас)")
-        lines.extend(line(item) for item in waiting_for_us)
-    return "\n".join(lines)
 
 
 # ----- the deadline digest (SPEC §4) ----------------------------------------------------------

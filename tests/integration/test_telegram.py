@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from functions.alerts.digest import build_digest
+from functions.alerts.digest import DigestItem, build_deadline_digest
 from functions.alerts.telegram import TelegramChat, TelegramError, escape_html, list_chats, send_message
-from functions.model import DEFAULT_STATUS, Request
+from functions.model import DEFAULT_STATUS
 from functions.settings import Settings, load_settings
 from tests.fakes.telegram_server import FakeTelegram
 
@@ -79,14 +79,10 @@ def test_given_session_is_used_and_left_open(telegram: FakeTelegram) -> None:
 
 def test_long_digest_goes_out_in_several_accepted_parts(telegram: FakeTelegram) -> None:
     now = datetime(2026, 11, 26, 18, 0, tzinfo=timezone.utc)
-    items = []
-    for i in range(70):
-        changed = now - timedelta(hours=2, minutes=i)
-        request = Request(number=f"ТО-2026/{i:03d}", position="Позиция <№> & " + "п" * 120, description="",
-                          author="Инженер", status=DEFAULT_STATUS, comment="", comment_author="",
-                          created_at=changed, status_updated_at=changed, updated_at=changed)
-        items.append((request, (now - changed).total_seconds() / 60))
-    digest = build_digest(items, now=now, tz=ZoneInfo("Europe/Moscow"), public_url="https://omis.example.org")
+    items = [DigestItem(number=f"ТО-2026/{i:03d}", position="Позиция <№> & " + "п" * 120, level_title="Обычная",
+                        status=DEFAULT_STATUS, kind="accept", deadline=now - timedelta(hours=1, minutes=i),
+                        overdue_minutes=60 + i, working_time=False, last_news_at=None) for i in range(70)]
+    digest = build_deadline_digest(items, now=now, tz=ZoneInfo("Europe/Moscow"), public_url="https://omis.example.org")
     assert len(digest) > 2 * 4096
 
     assert send_message(digest, settings=settings_for(telegram)) is True

@@ -1,8 +1,8 @@
-"""Reminder texts: the deadline and escalation digests, the older quiet-time digest, splitting to Telegram's limit."""
+"""Reminder texts: the deadline and escalation digests, splitting to Telegram's limit."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,9 +14,7 @@ from functions.alerts.digest import (
     GROUP_TITLES,
     TELEGRAM_LIMIT,
     DigestItem,
-    _format_delay_message,
     build_deadline_digest,
-    build_digest,
     build_escalation_digest,
     format_deadline_line,
     format_quiet,
@@ -59,117 +57,6 @@ def quiet(request: Request) -> float:
 ])
 def test_format_quiet_reads_like_russian_short_units(minutes: float, expected: str) -> None:
     assert format_quiet(minutes) == expected
-
-
-def test_line_names_number_position_status_time_and_quiet() -> None:
-    request = make_request(status=STATUS_ACCEPTED, position="Котельная №3")
-    line = _format_delay_message(request, now=NOW, quiet_minutes=200, tz=MOSCOW, public_url=None)
-    assert "<b>ТО-2026/77</b>" in line
-    assert "позиция: Котельная №3" in line
-    assert "принята в работу с 26.11.2026 18:17" in line   # 15:17 UTC shown in Moscow time
-    assert "без ответа 3 ч 20 мин" in line
-    assert "рабочего времени" not in line
-    assert "\n" not in line
-    html_visible_text(line)
-
-
-def test_line_links_to_request_with_percent_encoded_number() -> None:
-    line = _format_delay_message(make_request(), now=NOW, quiet_minutes=200, tz=MOSCOW,
-                                 public_url=PUBLIC_URL + "/")
-    assert '<a href="https://omis.example.org/requests/%D0%A2%D0%9E-2026%2F77">' in line
-    html_visible_text(line)
-
-
-def test_line_has_no_link_without_public_url() -> None:
-    line = _format_delay_message(make_request(), now=NOW, quiet_minutes=200, tz=MOSCOW, public_url=None)
-    assert "<a " not in line and "href" not in line
-
-
-def test_line_escapes_every_value() -> None:
-    request = make_request("<b>&", position="<i>поз & co</i>", status="<s>", comment="ответ <b>&amp; ещё")
-    line = _format_delay_message(request, now=NOW, quiet_minutes=200, tz=MOSCOW, public_url=PUBLIC_URL)
-    assert "<b>&lt;b&gt;&amp;</b>" in line
-    assert "/requests/%3Cb%3E%26" in line
-    assert "позиция: &lt;i&gt;поз &amp; co&lt;/i&gt;" in line
-    assert "&lt;s&gt; с" in line
-    assert "ответ &lt;b&gt;&amp;amp; ещё" in line
-    visible = html_visible_text(line)            # Telegram's parser accepts it ...
-    assert "<b>&" in visible and "ответ <b>&amp; ещё" in visible   # ... and shows the raw values
-
-
-def test_line_skips_empty_position_and_collapses_comment() -> None:
-    request = make_request(position="  ", comment="первая строка\n\n  вторая   строка")
-    line = _format_delay_message(request, now=NOW, quiet_minutes=200, tz=MOSCOW, public_url=None)
-    assert "позиция" not in line
-    assert "<i>первая строка вторая строка</i>" in line
-
-
-def test_line_shortens_a_long_comment() -> None:
-    request = make_request(comment="слово " * 200)
-    line = _format_delay_message(request, now=NOW, quiet_minutes=200, tz=MOSCOW, public_url=None)
-    comment = re.search(r"<i>(.*)</i>", line)
-    assert comment is not None and comment.group(1).endswith("…") and len(comment.group(1)) <= 150
-
-
-def test_line_says_when_only_working_time_counted() -> None:
-    request = make_request(changed=NOW - timedelta(days=1))
-    line = _format_delay_message(request, now=NOW, quiet_minutes=120, tz=MOSCOW, public_url=None)
-    assert "без ответа 2 ч рабочего времени" in line
-
-
-def test_digest_heading_counts_requests_and_lists_oldest_first() -> None:
-    newer = make_request("A-2", changed=NOW - timedelta(hours=2))
-    older = make_request("A-1", changed=NOW - timedelta(hours=5))
-    digest = build_digest([(newer, quiet(newer)), (older, quiet(older))], now=NOW, tz=MOSCOW, public_url=None)
-    lines = digest.split("\n")
-    assert lines[0] == "<b>⏰ Заявки без ответа: 2</b>"
-    assert "A-1" in lines[1] and "без ответа 5 ч" in lines[1]
-    assert "A-2" in lines[2] and "без ответа 2 ч" in lines[2]
-    assert "уточнения" not in digest
-    html_visible_text(digest)
-
-
-def test_digest_puts_requests_awaiting_our_clarification_under_their_own_heading() -> None:
-    clarify_old = make_request("C-1", status=STATUS_CLARIFY, changed=NOW - timedelta(days=3))
-    clarify_new = make_request("C-2", status=STATUS_CLARIFY, changed=NOW - timedelta(hours=3))
-    sent = make_request("S-1", changed=NOW - timedelta(hours=4))
-    accepted = make_request("S-2", status=STATUS_ACCEPTED, changed=NOW - timedelta(hours=1, minutes=30))
-    items = [(r, quiet(r)) for r in (clarify_new, accepted, clarify_old, sent)]
-    digest = build_digest(items, now=NOW, tz=MOSCOW, public_url=PUBLIC_URL)
-    lines = digest.split("\n")
-    assert lines[0] == "<b>⏰ Заявки без ответа: 4</b>"
-    heading = next(i for i, line in enumerate(lines) if "Ждут нашего уточнения: 2" in line)
-    assert [n for n in ("S-1", "S-2", "C-1", "C-2") if n in "\n".join(lines[:heading])] == ["S-1", "S-2"]
-    below = lines[heading + 1:]
-    assert "C-1" in below[0] and "без ответа 3 дн" in below[0]
-    assert "C-2" in below[1]
-    assert lines[heading - 1] == ""
-    html_visible_text(digest)
-
-
-def test_digest_of_only_clarifications_has_both_headings() -> None:
-    request = make_request("C-1", status=STATUS_CLARIFY)
-    digest = build_digest([(request, quiet(request))], now=NOW, tz=MOSCOW, public_url=None)
-    assert digest.startswith("<b>⏰ Заявки без ответа: 1</b>\n\n<b>Ждут нашего уточнения: 1</b>")
-
-
-def test_empty_digest_is_empty() -> None:
-    assert build_digest([], now=NOW, tz=MOSCOW, public_url=None) == ""
-
-
-def test_long_digest_splits_at_line_boundaries_within_limit() -> None:
-    requests = [make_request(f"ТО-2026/{i:03d}", position="Позиция " + "x" * 150,
-                             status=STATUS_CLARIFY if i % 5 == 0 else DEFAULT_STATUS,
-                             changed=NOW - timedelta(minutes=90 + i)) for i in range(60)]
-    digest = build_digest([(r, quiet(r)) for r in requests], now=NOW, tz=MOSCOW, public_url=PUBLIC_URL)
-    assert len(digest) > 2 * TELEGRAM_LIMIT
-    parts = split_message(digest)
-    assert len(parts) >= 3
-    for part in parts:
-        assert len(part) <= TELEGRAM_LIMIT
-        html_visible_text(part)                  # no line or tag was cut
-    assert [line for part in parts for line in part.split("\n") if line] == [
-        line for line in digest.split("\n") if line]
 
 
 def test_short_text_is_one_part_and_blank_text_none() -> None:
