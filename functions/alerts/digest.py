@@ -13,9 +13,6 @@ from ..model import normalize_number
 TELEGRAM_LIMIT = 4096
 COMMENT_PREVIEW = 150
 
-# Calendar and counted quiet time differ by more than this when only working hours count.
-_WORKING_TIME_SLACK_MINUTES = 1.0
-
 
 def format_quiet(minutes: float) -> str:
     """Show a duration in minutes the short Russian way: «45 мин», «3 ч 20 мин», «2 дн 4 ч»."""
