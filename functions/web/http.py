@@ -9,6 +9,7 @@ from urllib.parse import unquote
 
 import azure.functions as func
 
+from ..model import ValidationError
 from ..settings import SettingsError, get_settings
 from ..storage import StorageUnavailable
 from .present import iso
