@@ -2,8 +2,8 @@
 
 Every page goes through `guarded_page` (413, 503 and 500 as pages, never a stack trace); every
 form post through `guarded_form`, which also re-shows the form with what was typed when it is
-refused for its CSRF token, its size or a storage outage. A successful post answers 303 with a
-flash message in a signed cookie.
+refused for its CSRF token, its size, others' changes that kept winning (409) or a storage
+outage. A successful post answers 303 with a flash message in a signed cookie.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from markupsafe import Markup
 from ..alerts.digest import format_quiet
 from ..model import STATUSES
 from ..settings import SettingsError, get_settings
-from ..storage import StorageUnavailable
+from ..storage import StorageBusy, StorageUnavailable
 from .http import SECURITY_HEADERS, body_too_large, request_author
 from .present import KIND_TITLES, WAITING_TITLES, iso, promised_text
 from .signing import CSRF_FIELD, FLASH_COOKIE, FLASH_MAX_AGE, check_csrf_token, cookie_value, make_csrf_token
@@ -221,12 +221,13 @@ def resubmit(req: func.HttpRequest, values: dict[str, str], message: str, code: 
 TOO_LARGE = "Данные формы больше 64 КиБ — ничего не сохранено. Сократите текст и отправьте снова."
 STALE = ("Форма устарела или отправлена не со страницы OMIS — ничего не сохранено. Проверьте введённое "
          "и отправьте снова.")
+BUSY = "Ничего не сохранено. Введённое ниже сохранено на этой странице: отправьте снова."
 OUTAGE = ("Хранилище заявок сейчас не отвечает — ничего не сохранено. Введённое ниже сохранено на этой "
           "странице: отправьте снова через минуту.")
 
 
 def guarded_form(reshow: Reshow = resubmit) -> Callable[[FormHandler], Handler]:
-    """Guard a form post: read it; re-show it with what was typed on a bad size, CSRF token or outage."""
+    """Guard a form post: read it; re-show it with what was typed on a bad size, token, conflict or outage."""
     def decorate(handler: FormHandler) -> Handler:
         @functools.wraps(handler)
         def wrapper(req: func.HttpRequest) -> func.HttpResponse:
@@ -239,6 +240,9 @@ def guarded_form(reshow: Reshow = resubmit) -> Callable[[FormHandler], Handler]:
                 return reshow(req, form, STALE, 403)
             try:
                 return handler(req, form)
+            except StorageBusy as exc:   # others changed the same request all along: nothing was written
+                logger.warning("%s %s: %s", req.method, req.url, exc)
+                return reshow(req, form, f"{exc} {BUSY}", 409)
             except StorageUnavailable as exc:
                 logger.warning("%s %s: %s", req.method, req.url, exc)
                 return reshow(req, form, OUTAGE, 503)
