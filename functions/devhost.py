@@ -303,19 +303,10 @@ def make_handler(routes: list[Route]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class HostServer(ThreadingHTTPServer):
-    """The HTTP server of the local host: a thread per connection, a listen backlog for bursts."""
-
-    # socketserver listens with a backlog of 5: a sixth client connecting while the accept loop is
-    # busy waits for a SYN retransmit and may be reset. Pages load several files at once, and a
-    # team saves at once; the kernel caps this at net.core.somaxconn.
-    request_queue_size = 128
-
-
 def make_server(app: func.FunctionApp, host: str = "127.0.0.1", port: int = 7071) -> ThreadingHTTPServer:
     """Bind an HTTP server for the app's routes (not yet serving)."""
     routes, _ = collect(app)
-    server = HostServer((host, port), make_handler(routes))
+    server = ThreadingHTTPServer((host, port), make_handler(routes))
     server.daemon_threads = True
     return server
 
