@@ -9,7 +9,6 @@ from urllib.parse import unquote
 
 import azure.functions as func
 
-from ..model import ValidationError
 from ..settings import SettingsError, get_settings
 from ..storage import StorageBusy, StorageUnavailable
 from .present import iso
@@ -92,18 +91,17 @@ def cursor_param(req: func.HttpRequest) -> str | None:
 
 
 def guarded_json(handler: Handler) -> Handler:
-    """Answer storage outages with 503, changes lost to concurrent ones with 409, surprises with 500, as JSON."""
+    """Answer storage outages with 503 and surprises with 500, as JSON, never a stack trace."""
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         if body_too_large(req):
             return json_error("Тело запроса больше 64 КиБ.", 413)
         try:
             return handler(req)
-        except StorageBusy as exc:   # others changed the same request all along: a conflict, nothing written
-            logger.warning("%s %s: %s", req.method, req.url, exc)
-            return json_error(str(exc), 409)
         except StorageUnavailable as exc:
             logger.warning("%s %s: %s", req.method, req.url, exc)
+            if isinstance(exc, StorageBusy):   # others changed the same request all along: a conflict, not an outage
+                return json_error(str(exc), 409)
             return json_error("Хранилище временно недоступно, повторите позже.", 503)
         except SettingsError as exc:
             logger.error("settings: %s", exc)

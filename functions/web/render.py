@@ -240,11 +240,10 @@ def guarded_form(reshow: Reshow = resubmit) -> Callable[[FormHandler], Handler]:
                 return reshow(req, form, STALE, 403)
             try:
                 return handler(req, form)
-            except StorageBusy as exc:   # others changed the same request all along: nothing was written
-                logger.warning("%s %s: %s", req.method, req.url, exc)
-                return reshow(req, form, f"{exc} {BUSY}", 409)
             except StorageUnavailable as exc:
                 logger.warning("%s %s: %s", req.method, req.url, exc)
+                if isinstance(exc, StorageBusy):   # others changed the same request all along: nothing written
+                    return reshow(req, form, f"{exc} {BUSY}", 409)
                 return reshow(req, form, OUTAGE, 503)
         return guarded_page(wrapper)
     return decorate
