@@ -88,7 +88,7 @@ def test_server_error_for_good_in_the_middle_of_paging_applies_nothing_and_the_n
     mail_env.fail_next(1000, 500, path_contains="/messages/delta", after=1)
     sleeps: list[float] = []
 
-    with pytest.raises(sync.MailError, match="HTTP 500.*") as failed:
+    with pytest.raises(sync.MailError, match=r"HTTP 500.*") as failed:
         run_pass(sleeps)
 
     assert "после 5 попыток" in str(failed.value)
