@@ -13,7 +13,7 @@ import pytest
 
 from functions.mail import sync
 from functions.mail.graph import GraphMailClient
-from functions.model import DEFAULT_STATUS
+from functions.model import DEFAULT_STATUS, Request
 from functions.storage import UnmatchedMail
 from tests.fakes.graph_server import FakeGraph
 
@@ -40,8 +40,10 @@ def add_requests(*numbers: str) -> None:
         current_store().add_request(number, now=CREATED)
 
 
-def get(number: str):  # noqa: ANN201 - a Request
-    return current_store().get_request(number)
+def get(number: str) -> Request:
+    found = current_store().get_request(number)
+    assert found is not None, number
+    return found
 
 
 def mail_entries(number: str) -> int:

@@ -61,8 +61,8 @@ def form_targets(item: str) -> list[str]:
 @pytest.mark.parametrize("ctype", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx"])
 def test_json_changes_refuse_other_content_types_with_415(call, store, request_and_mail, ctype):
     before = snapshot(store, request_and_mail)
-    for method, path in json_targets(request_and_mail) + [("POST", "/api/requests/X-1/restore"),
-                                                          ("POST", f"/api/mail/unmatched/{request_and_mail}/dismiss")]:
+    for method, path in [*json_targets(request_and_mail), ("POST", "/api/requests/X-1/restore"),
+                         ("POST", f"/api/mail/unmatched/{request_and_mail}/dismiss")]:
         resp = call(method, path, json.dumps({"number": "X-1"}), {} if ctype is None else {"Content-Type": ctype})
         assert resp.status_code == 415 and "application/json" in body(resp)["error"], (method, path)
     assert snapshot(store, request_and_mail) == before

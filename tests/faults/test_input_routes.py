@@ -11,7 +11,7 @@ import json
 import re
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -648,7 +648,7 @@ def raw_exchange(address: tuple[str, int], data: bytes, wait: float = 5.0) -> by
         while time.monotonic() < deadline:
             try:
                 chunk = sock.recv(65536)
-            except (socket.timeout, ConnectionResetError):
+            except (TimeoutError, ConnectionResetError):
                 break
             if not chunk:
                 break
@@ -687,8 +687,8 @@ MALFORMED_HTTP = {
     "two different lengths": (post_json(b'{"number": "H-1"}', extra=b"Content-Length: 2\r\n"), 400),
     "huge length": (post_json(b"{}", length=b"99999999999999999999999999"), 413),
     "length over 8 MiB": (post_json(b"{}", length=b"9000000"), 413),
-    "chunked body": (b"POST /api/requests HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n11\r\n{\"number\": \"H-2\"}\r\n0\r\n\r\n", 411),
+    "chunked body": ((b"POST /api/requests HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n11\r\n{\"number\": \"H-2\"}\r\n0\r\n\r\n"), 411),
     "body shorter than its length": (post_json(b'{"number": "H-3"}', length=b"500"), 408),
     "host with a slash": (b"GET /static/omis.css HTTP/1.1\r\nHost: evil/api\r\n\r\n", 400),
     "host with a broken IPv6": (b"GET /healthz HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
@@ -697,8 +697,8 @@ MALFORMED_HTTP = {
     "NUL in path": (b"GET /requests/%00 HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
     "raw traversal": (b"GET /static/../function_app.py HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
     "raw backslash traversal": (b"GET /static/..\\..\\function_app.py HTTP/1.1\r\nHost: localhost\r\n\r\n", 404),
-    "non-UTF-8 header values": (b"GET /new HTTP/1.1\r\nHost: localhost\r\nX-MS-CLIENT-PRINCIPAL-NAME: \xff\xfe\r\n"
-                                b"Cookie: omis_flash=\xc3\x28.\xff\r\nAccept-Language: \x80\r\n\r\n", 200),
+    "non-UTF-8 header values": ((b"GET /new HTTP/1.1\r\nHost: localhost\r\nX-MS-CLIENT-PRINCIPAL-NAME: \xff\xfe\r\n"
+                                 b"Cookie: omis_flash=\xc3\x28.\xff\r\nAccept-Language: \x80\r\n\r\n"), 200),
     "malformed JSON": (post_json(b'{"number": '), 400),
 }
 
