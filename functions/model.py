@@ -224,11 +224,12 @@ def parse_instant(value: object, tz: tzinfo) -> datetime:
         raise ValueError(f"Срок «{text}» — не дата и время ISO 8601 (например 2026-12-05T18:00).") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
+    out_of_range = ValueError(f"Срок «{text}» — вне допустимого диапазона дат (не позже {LATEST_YEAR} года).")
     try:
         moment = moment.astimezone(timezone.utc)
     except OverflowError:   # «0001-01-01T00:00+23:00» is a valid text of no representable instant
-        moment = None
+        raise out_of_range from None
     # Deadlines move later by pauses and are shown in tz: near year 9999 that leaves datetime's range.
-    if moment is None or moment.year > LATEST_YEAR:
-        raise ValueError(f"Срок «{text}» — вне допустимого диапазона дат (не позже {LATEST_YEAR} года).")
+    if moment.year > LATEST_YEAR:
+        raise out_of_range
     return moment
