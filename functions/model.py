@@ -34,6 +34,7 @@ POSITION_MAX = 200
 DESCRIPTION_MAX = 4000
 COMMENT_MAX = 2000          # typed by a person
 MAIL_COMMENT_MAX = 500      # composed from mail
+LATEST_YEAR = 9000          # of a deadline typed by a person
 
 # Letters (any alphabet), digits, "-", "_", "/", ".".
 _NUMBER_RE = re.compile(r"^(?:[^\W_]|[-_/.])+$")
@@ -261,4 +262,12 @@ def parse_instant(value: object, tz: tzinfo) -> datetime:
         raise ValueError(f"Срок «{text}» — не дата и время ISO 8601 (например 2026-12-05T18:00).") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(timezone.utc)
+    out_of_range = ValueError(f"Срок «{text}» — вне допустимого диапазона дат (не позже {LATEST_YEAR} года).")
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:   # «0001-01-01T00:00+23:00» is a valid text of no representable instant
+        raise out_of_range from None
+    # Deadlines move later by pauses and are shown in tz: near year 9999 that leaves datetime's range.
+    if moment.year > LATEST_YEAR:
+        raise out_of_range
+    return moment

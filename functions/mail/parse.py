@@ -67,6 +67,9 @@ _STATUS_RE = re.compile(
 )
 _YO = str.maketrans("ёЁ", "еЕ")
 _WORD_RE = re.compile(r"[^\W\d_]+")
+# The words around a status phrase, for negation and tense, are whole tokens of letters only: the
+# letters of a request number («заявка № НЕ-5», «№ БЫ-1») are no «не» or «бы».
+_TOKEN_RE = re.compile(r"[\w-]+(?:[./][\w-]+)*")
 _CLAUSE_RE = re.compile(r"[,;:.!?()\[\]—–]")
 _NEGATION = "не"
 _STOP_WORDS = frozenset({"и", "но", "а", "однако", "зато", "или"})
@@ -192,9 +195,10 @@ def _sentences(text: str) -> list[str]:
 def _counts(text: str, start: int, end: int, status: str) -> bool:
     """Tell whether a status phrase at text[start:end] is stated as a fact (not negated, not future)."""
     lo = max(0, start - 60)
-    before = _WORD_RE.findall(_CLAUSE_RE.split(text[lo:start])[-1].casefold())
-    if before and lo > 0 and text[lo - 1 : lo + 1].isalpha():
-        before = before[1:]  # the window cut this word
+    tokens = _TOKEN_RE.findall(_CLAUSE_RE.split(text[lo:start])[-1].casefold())
+    if tokens and lo > 0 and _TOKEN_RE.fullmatch(text[lo - 1 : lo + 1]):
+        tokens = tokens[1:]  # the window cut this word
+    before = [t for t in tokens if t.isalpha()]
     for i in range(len(before) - 1, -1, -1):
         if before[i] in _STOP_WORDS:
             before = before[i + 1 :]
@@ -202,7 +206,7 @@ def _counts(text: str, start: int, end: int, status: str) -> bool:
     before = before[-3:]
     after = text[end : end + 80]
     after_clause = _CLAUSE_RE.split(after, maxsplit=1)[0]
-    following = _WORD_RE.findall(after_clause.casefold())[:1]
+    following = [t for t in _TOKEN_RE.findall(after_clause.casefold()) if t.isalpha()][:1]
     if _NEGATION in before or following == [_NEGATION] or _NOT_NEEDED_RE.search(after_clause):
         return False
     if status == STATUS_CLARIFY:  # a question or a future «нужно будет уточнить» still asks us

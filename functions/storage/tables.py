@@ -113,7 +113,10 @@ def as_utc(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return datetime.fromtimestamp(value.timestamp(), timezone.utc).replace(microsecond=value.microsecond)
+    # Field by field: a float timestamp is off by a second near year 9999, where its precision runs out.
+    utc = value.astimezone(timezone.utc)
+    return datetime(utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond,
+                    tzinfo=timezone.utc)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import azure.functions as func
 from ..auth import SignInRequired, identify
 from ..model import ValidationError
 from ..settings import SettingsError, get_settings
-from ..storage import StorageUnavailable
+from ..storage import StorageBusy, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ def guarded_json(handler: Handler) -> Handler:
             return json_response({"error": exc.message}, exc.status, {"WWW-Authenticate": 'Bearer realm="OMIS"'})
         except StorageUnavailable as exc:
             logger.warning("%s %s: %s", req.method, req.url, exc)
+            if isinstance(exc, StorageBusy):   # others changed the same request all along: a conflict, not an outage
+                return json_error(str(exc), 409)
             return json_error("Хранилище временно недоступно, повторите позже.", 503)
         except SettingsError as exc:
             logger.error("settings: %s", exc)

@@ -2,8 +2,8 @@
 
 Every page goes through `guarded_page` (413, 503 and 500 as pages, never a stack trace); every
 form post through `guarded_form`, which also re-shows the form with what was typed when it is
-refused for its CSRF token, its size or a storage outage. A successful post answers 303 with a
-flash message in a signed cookie.
+refused for its CSRF token, its size, others' changes that kept winning (409) or a storage
+outage. A successful post answers 303 with a flash message in a signed cookie.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from ..alerts.digest import format_quiet
 from ..auth import SignInRequired
 from ..model import STATUSES
 from ..settings import SettingsError, get_settings
-from ..storage import StorageUnavailable
+from ..storage import StorageBusy, StorageUnavailable
 from .http import SECURITY_HEADERS, body_too_large, request_author
 from .present import KIND_TITLES, WAITING_TITLES, iso, promised_text
 from .signing import (
@@ -255,12 +255,13 @@ def resubmit(req: func.HttpRequest, values: dict[str, str], message: str, code: 
 TOO_LARGE = "Данные формы больше 64 КиБ — ничего не сохранено. Сократите текст и отправьте снова."
 STALE = ("Форма устарела или отправлена не со страницы OMIS — ничего не сохранено. Проверьте введённое "
          "и отправьте снова.")
+BUSY = "Ничего не сохранено. Введённое ниже сохранено на этой странице: отправьте снова."
 OUTAGE = ("Хранилище заявок сейчас не отвечает — ничего не сохранено. Введённое ниже сохранено на этой "
           "странице: отправьте снова через минуту.")
 
 
 def guarded_form(reshow: Reshow = resubmit) -> Callable[[FormHandler], Handler]:
-    """Guard a form post: read it; re-show it with what was typed on a bad size, CSRF token or outage."""
+    """Guard a form post: read it; re-show it with what was typed on a bad size, token, conflict or outage."""
     def decorate(handler: FormHandler) -> Handler:
         @functools.wraps(handler)
         def wrapper(req: func.HttpRequest) -> func.HttpResponse:
@@ -275,6 +276,8 @@ def guarded_form(reshow: Reshow = resubmit) -> Callable[[FormHandler], Handler]:
                 return handler(req, form)
             except StorageUnavailable as exc:
                 logger.warning("%s %s: %s", req.method, req.url, exc)
+                if isinstance(exc, StorageBusy):   # others changed the same request all along: nothing written
+                    return reshow(req, form, f"{exc} {BUSY}", 409)
                 return reshow(req, form, OUTAGE, 503)
         return guarded_page(wrapper)
     return decorate

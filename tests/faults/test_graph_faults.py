@@ -11,13 +11,14 @@ import datetime as dt
 
 import pytest
 
-from functions import mailstore, store
 from functions.mail import sync
 from functions.mail.graph import GraphMailClient
-from functions.settings import get_settings
+from functions.model import DEFAULT_STATUS, Request
+from functions.storage import UnmatchedMail
 from tests.fakes.graph_server import FakeGraph
 
-from .conftest import ShortTimeouts, assert_within_table_limits
+from .conftest import ShortTimeouts, current_store
+from .conftest import assert_within_table_limits as fits_storage
 
 NOW = dt.datetime(2026, 11, 20, 13, 0, tzinfo=dt.timezone.utc)
 CREATED = NOW - dt.timedelta(days=1)
@@ -36,19 +37,30 @@ def deliver(fake: FakeGraph, numbers: list[str], start: dt.datetime = NOW - dt.t
 
 def add_requests(*numbers: str) -> None:
     for number in numbers:
-        store.add_request(number, now=CREATED)
+        current_store().add_request(number, now=CREATED)
+
+
+def get(number: str) -> Request:
+    found = current_store().get_request(number)
+    assert found is not None, number
+    return found
 
 
 def mail_entries(number: str) -> int:
-    return sum(h.source == "mail" for h in store.get_request(number).history)
+    return sum(h.source == "mail" for h in get(number).history)
 
 
 def resume_link() -> str | None:
-    return mailstore.get_state(sync.resume_state_name(GraphMailClient(get_settings()).state_key))
+    store = current_store()
+    return store.mail.get_state(sync.resume_state_name(GraphMailClient(store.settings).state_key))
 
 
-def unmatched() -> list[mailstore.UnmatchedMail]:
-    return mailstore.list_unmatched_mail(limit=100)[0]
+def unmatched() -> list[UnmatchedMail]:
+    return current_store().mail.list_unmatched(limit=100)[0]
+
+
+def assert_within_table_limits() -> int:
+    return fits_storage(current_store())
 
 
 # -- Graph failures ----------------------------------------------------------------------------
@@ -156,7 +168,7 @@ def test_one_megabyte_body_naming_a_request_is_applied_with_a_short_comment(mail
     report = run_pass()
 
     assert (report.read, report.applied, report.errors) == (1, 1, 0)
-    request = store.get_request("М-1")
+    request = get("М-1")
     assert request.status == DONE and len(request.comment) <= 500
     assert assert_within_table_limits() <= 64 * 1024
 
@@ -183,7 +195,7 @@ def test_empty_body_is_read_from_the_subject_and_empty_mail_is_kept(mail_env: Fa
     report = run_pass()
 
     assert (report.read, report.applied, report.unmatched, report.errors) == (2, 1, 1, 0)
-    assert store.get_request("Е-1").status == DONE
+    assert get("Е-1").status == DONE
     [kept] = unmatched()
     assert kept.subject == "" and "не найден номер" in kept.reason
 
@@ -208,10 +220,10 @@ def test_html_only_body_is_read_as_text_without_the_quoted_part(mail_env: FakeGr
     report = run_pass()
 
     assert (report.read, report.errors) == (1, 0)
-    request = store.get_request("Н-7")
+    request = get("Н-7")
     assert request.status == DONE and request.history[-1].position == "3"
     assert "<" not in request.comment and "&nbsp;" not in request.comment
-    assert store.get_request("Н-8").status == store.DEFAULT_STATUS   # only the quoted part said «отклонена»
+    assert get("Н-8").status == DEFAULT_STATUS   # only the quoted part said «отклонена»
 
 
 def test_mail_in_a_mis_declared_encoding_is_kept_or_applied_by_its_subject_never_lost(mail_env: FakeGraph):
@@ -228,8 +240,8 @@ def test_mail_in_a_mis_declared_encoding_is_kept_or_applied_by_its_subject_never
 
     assert (report.read, report.applied, report.unmatched, report.errors) == (3, 1, 2, 0)
     assert {m.text for m in unmatched()} == {cp1251_as_latin1, utf8_as_cp1251}
-    assert store.get_request("123").status == store.DEFAULT_STATUS   # garbled text guesses nothing
-    assert store.get_request("К-5").status == DONE and "\ufffd" in store.get_request("К-5").comment
+    assert get("123").status == DEFAULT_STATUS   # garbled text guesses nothing
+    assert get("К-5").status == DONE and "\ufffd" in get("К-5").comment
     assert_within_table_limits()
 
 
@@ -244,10 +256,11 @@ def test_one_hundred_numbers_in_one_mail_apply_to_each_known_request_once(mail_e
     mail_env.expire_sync_states()
     again = run_pass()
 
-    assert (report.read, report.applied, report.unmatched, report.errors) == (1, 25, 1, 0)
-    assert (again.applied, again.duplicates) == (0, 26)
-    assert all(store.get_request(n).status == DONE for n in known)
-    assert store.status_counts()[DONE] == 25
+    assert (report.read, report.applied, report.unmatched, report.errors) == (1, 1, 1, 0)
+    assert (report.pairs_applied, report.pairs_status_changed) == (25, 25)
+    assert (again.applied, again.already_applied, again.pairs_duplicate, again.unmatched_before) == (0, 1, 25, 1)
+    assert all(get(n).status == DONE for n in known)
+    assert current_store().counts()[DONE] == 25
     [kept] = unmatched()
     assert list(kept.numbers) == unknown
     assert_within_table_limits()
@@ -262,8 +275,8 @@ def test_subject_of_ten_thousand_characters_is_applied_or_kept_within_storage_li
     report = run_pass()
 
     assert (report.read, report.applied, report.unmatched, report.errors) == (2, 1, 1, 0)
-    assert store.get_request("Т-1").status == DONE
-    assert len(store.get_request("Т-1").history[-1].subject) <= 500
+    assert get("Т-1").status == DONE
+    assert len(get("Т-1").history[-1].subject) <= 500
     [kept] = unmatched()
     assert kept.subject.startswith("Без номера") and len(kept.subject) <= 2000
     assert_within_table_limits()
@@ -272,13 +285,13 @@ def test_subject_of_ten_thousand_characters_is_applied_or_kept_within_storage_li
 
 
 def test_unmatched_mail_of_any_size_is_kept_in_one_entity(proxied_store):
-    huge = mailstore.UnmatchedMail(
+    huge = UnmatchedMail(
         message_key="k" * 40, subject="📷" * 100_000, sender="Подрядчик " * 1000,
         received=NOW, numbers=tuple(f"ТО-{i:05d}" for i in range(20_000)), message_id="<" + "m" * 50_000 + ">",
         reason="Не найдены заявки: " + "1, " * 50_000, text="👍🏻" * 500_000 + "\ud83d")
 
-    mailstore.save_unmatched_mail(huge)
-    mailstore.save_unmatched_mail(huge)             # the same message again: still one row
+    assert proxied_store.mail.keep_unmatched(huge)
+    assert not proxied_store.mail.keep_unmatched(huge)   # the same message again: still one row
 
     [kept] = unmatched()
     assert kept.text and huge.text.startswith(kept.text)

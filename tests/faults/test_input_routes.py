@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import quote, urlencode
 
 import pytest
 
-from functions import signing
-from functions.httputil import MAX_BODY
+from functions.mail.sync import message_key
 from functions.model import STATUSES, utcnow
-from functions.tables import encode_cursor
+from functions.storage.tables import encode_cursor
+from functions.web import signing
+from functions.web.http import MAX_BODY
+
+from .conftest import serving
 
 JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -43,8 +46,8 @@ def form(fields: dict[str, str] | list[tuple[str, str]]) -> str:
 
 
 def assert_nothing_stored(store) -> None:
-    assert store.get_requests().items == []
-    assert set(store.status_counts().values()) == {0}
+    assert store.list_requests().items == [] and store.list_requests(archived=True).items == []
+    assert set(store.counts().values()) == {0}
 
 
 def assert_unchanged(store, number: str) -> None:
@@ -54,35 +57,58 @@ def assert_unchanged(store, number: str) -> None:
 
 # ----- every route × methods it does not take -----------------------------------------------
 
-ROUTES = {  # an example path of each route, and the methods it takes
-    "/": {"GET"},
-    "/requests": {"GET", "POST"},  # requests/{*rest} matches it too (as under the real host); see below
-    "/new": {"GET"},
-    "/add_request": {"POST"},
-    "/requests/X-1": {"GET", "POST"},
-    "/requests/X-1/status": {"GET", "POST"},
-    "/mail/unmatched": {"GET"},
-    "/static/omis.css": {"GET"},
-    "/healthz": {"GET"},
-    "/api/requests": {"GET", "POST"},
-    "/api/requests/X-1": {"GET", "POST"},
-    "/api/requests/X-1/status": {"GET", "POST"},
-    "/api/mail/unmatched": {"GET"},
+# An example path of each route: the methods its routes take (the Allow of a 405 from the host), and
+# the methods the resource itself answers (a function's own 405 names only those). The HTML 404 page
+# is a GET catch-all ({*path}), so GET is among the methods of every path; `api/requests/{*rest}`
+# also matches /api/requests (its number then is empty, answered 404).
+ROUTES = {
+    "/": ({"GET"}, {"GET"}),
+    "/requests": ({"GET", "POST"}, {"GET"}),  # requests/{*rest} matches it too (as under the real host); see below
+    "/new": ({"GET"}, {"GET"}),
+    "/add_request": ({"GET", "POST"}, {"POST"}),
+    "/requests/X-1": ({"GET", "POST"}, {"GET"}),
+    "/requests/X-1/status": ({"GET", "POST"}, {"POST"}),
+    "/mail/unmatched": ({"GET"}, {"GET"}),
+    "/static/omis.css": ({"GET"}, {"GET"}),
+    "/healthz": ({"GET"}, {"GET"}),
+    "/api/requests": ({"GET", "POST", "PATCH", "DELETE"}, {"GET", "POST"}),
+    "/api/requests/X-1": ({"GET", "POST", "PATCH", "DELETE"}, {"GET", "PATCH", "DELETE"}),
+    "/api/requests/X-1/status": ({"GET", "POST", "PATCH", "DELETE"}, {"POST"}),
+    "/api/mail/unmatched": ({"GET"}, {"GET"}),
 }
-OTHER_METHODS = ["PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "FOO"]
+METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "FOO"]
+
+
+def allow(resp) -> set[str]:
+    return set(resp.headers["Allow"].split(", "))
 
 
 @pytest.mark.parametrize("path", list(ROUTES))
 def test_every_route_answers_unknown_methods_with_405_and_allow(call, store, path):
+    routed, _ = ROUTES[path]
     payload = json.dumps({"number": "M-1", "status": "выполнена"})
-    for method in OTHER_METHODS:
+    for method in (m for m in METHODS if m not in routed):
         resp = call(method, path, payload, JSON)
         assert resp.status_code == 405, (method, path)
-        assert set(resp.headers["Allow"].split(", ")) == ROUTES[path], (method, path)
+        assert allow(resp) == routed, (method, path)
     assert_nothing_stored(store)
 
 
-@pytest.mark.parametrize("path", [p for p, methods in ROUTES.items() if "POST" not in methods])
+API_RESOURCES = [p for p in ROUTES if p.startswith("/api/requests/")]
+
+
+@pytest.mark.parametrize("path", API_RESOURCES)
+def test_an_api_resource_answers_the_methods_it_does_not_take_with_405_naming_those_it_does(call, store, path):
+    store.add_request("X-1")
+    routed, takes = ROUTES[path]
+    for method in routed - takes:
+        resp = call(method, path, json.dumps({"status": "выполнена"}), JSON)
+        assert resp.status_code == 405 and allow(resp) == takes, (method, path)
+        assert body(resp)["error"]
+    assert_unchanged(store, "X-1")
+
+
+@pytest.mark.parametrize("path", [p for p, (routed, _) in ROUTES.items() if "POST" not in routed])
 def test_post_to_a_read_only_route_is_405(call, store, omis_env, path):
     resp = call("POST", path, form({"number": "M-2", "csrf_token": token(omis_env)}), FORM)
     assert resp.status_code == 405 and resp.headers["Allow"] == "GET"
@@ -95,9 +121,11 @@ def test_post_to_the_bare_list_is_405_from_the_catch_all(call, store, omis_env):
     assert_nothing_stored(store)
 
 
-def test_get_of_the_form_target_is_405(call):
+def test_get_of_the_form_target_is_the_404_page(call, store):
+    # Changed with the HTML 404 page: GET reaches the GET catch-all, which knows no page /add_request.
     resp = call("GET", "/add_request")
-    assert resp.status_code == 405 and resp.headers["Allow"] == "POST"
+    assert resp.status_code == 404 and resp.mimetype == "text/html" and "Такой страницы нет" in text(resp)
+    assert_nothing_stored(store)
 
 
 @pytest.mark.parametrize("path", ["/", "/new", "/api/requests", "/healthz", "/static/omis.css"])
@@ -105,12 +133,12 @@ def test_head_is_answered_like_get(call, path):
     assert call("HEAD", path).status_code == 200
 
 
-def test_post_to_a_request_without_status_is_404(call, store, omis_env):
+def test_post_to_a_request_without_an_action_changes_nothing(call, store, omis_env):
     store.add_request("X-1")
     fields = form({"status": "выполнена", "csrf_token": token(omis_env)})
     assert call("POST", "/requests/X-1", fields, FORM).status_code == 404
     resp = call("POST", "/api/requests/X-1", json.dumps({"status": "выполнена"}), JSON)
-    assert resp.status_code == 404 and body(resp)["error"]
+    assert resp.status_code == 405 and allow(resp) == {"GET", "PATCH", "DELETE"} and body(resp)["error"]
     assert_unchanged(store, "X-1")
 
 
@@ -206,7 +234,7 @@ def test_malformed_json_is_400_and_nothing_changes(call, store, path, raw):
     store.add_request("X-1")
     resp = call("POST", path, raw, JSON)
     assert resp.status_code == 400 and body(resp)["error"]
-    assert [r.number for r in store.get_requests().items] == ["X-1"]
+    assert [r.number for r in store.list_requests().items] == ["X-1"]
     assert_unchanged(store, "X-1")
 
 
@@ -320,17 +348,25 @@ def test_whitespace_around_a_number_is_trimmed(call, store, raw, stored):
     assert resp.status_code == 201 and body(resp)["number"] == stored
 
 
-def test_look_alike_letters_make_different_numbers(call, store):
-    # Decided: only letter case is ignored. Cyrillic «АВ-17», Latin «AB-17» and full-width «ＡＢ-１７»
-    # are three different requests; mail naming one does not update another (it goes to unmatched mail).
-    for number in ("АВ-17", "AB-17", "ＡＢ-１７"):
-        assert call("POST", "/api/requests", json.dumps({"number": number}), JSON).status_code == 201
+def test_look_alike_letters_make_different_numbers_only_when_confirmed(call, store):
+    # Only letter case is ignored in matching: Cyrillic «АВ-17», Latin «AB-17» and full-width «ＡＢ-１７»
+    # can be three requests. They would be confused by a person, though, so the second and third
+    # are refused (409, naming the first) until the engineer confirms they are different requests.
+    assert call("POST", "/api/requests", json.dumps({"number": "AB-17"}), JSON).status_code == 201
+    existing = ["AB-17"]
+    for number in ("АВ-17", "ＡＢ-１７"):
+        resp = call("POST", "/api/requests", json.dumps({"number": number}), JSON)
+        message = body(resp)["fields"]["number"]
+        assert resp.status_code == 409 and any(f"«{n}»" in message for n in existing), number
+        resp = call("POST", "/api/requests", json.dumps({"number": number, "confirm_similar": True}), JSON)
+        assert resp.status_code == 201 and body(resp)["number"] == number
+        existing.append(number)
     assert body(call("GET", "/api/requests/" + quote("АВ-17")))["number"] == "АВ-17"
     assert body(call("GET", "/api/requests/AB-17"))["number"] == "AB-17"
     for twin in ("ав-17", "ab-17", "Ab-17", "ａｂ-１７"):
-        resp = call("POST", "/api/requests", json.dumps({"number": twin}), JSON)
-        assert resp.status_code == 409, twin
-    assert len(store.get_requests().items) == 3
+        resp = call("POST", "/api/requests", json.dumps({"number": twin, "confirm_similar": True}), JSON)
+        assert resp.status_code == 409, twin    # the same number in another letter case: no confirming that
+    assert len(store.list_requests().items) == 3
 
 
 def test_over_long_free_text_is_400_and_exact_limits_are_accepted(call, store):
@@ -395,8 +431,9 @@ def test_a_lone_surrogate_that_reached_storage_does_not_break_the_pages(call, st
     # The routes refuse "\ud800"; mail text (Graph JSON) is not checked on the way in, and one such
     # comment used to turn the list, the card and the API into 500s for everybody.
     store.add_request("S-1")
-    store.apply_mail("S-1", message="k1", status="выполнена", comment="готово \ud800", received=utcnow(),
-                     author="Робот", message_id="<m1@x>", subject="Re: \udfff", position="7")
+    store.apply_mail(store.requests.resolve("S-1"), message=message_key("<m1@x>", None), status="выполнена",
+                     comment="готово \ud800", received=utcnow(), message_id="<m1@x>", subject="Re: \udfff",
+                     position="7")
     for path in ("/", "/requests", "/requests/S-1", "/api/requests", "/api/requests/S-1"):
         resp = call("GET", path)
         assert resp.status_code == 200, path
@@ -476,12 +513,17 @@ BAD_TOKEN_KINDS = ["missing", "empty", "garbage", "dot only", "no mac", "no time
 def test_forged_csrf_tokens_are_403_on_both_forms(call, store, omis_env, kind):
     store.add_request("X-1")
     bad = _bad_tokens(omis_env)[kind]
-    fields = {"number": "F-1", "status": "выполнена", "comment": "x"}
+    fields = {"number": "F-1", "status": "выполнена", "comment": "набранный текст"}
     if bad is not None:
         fields["csrf_token"] = bad
     for path in ("/add_request", "/requests/X-1/status"):
         resp = call("POST", path, form(fields), FORM)
-        assert resp.status_code == 403 and "Форма не принята" in text(resp), path
+        page = text(resp)
+        # Refused, and shown again with what was typed, to send once more from our own page.
+        assert resp.status_code == 403 and "Форма устарела" in page and "ничего не сохранено" in page, path
+        assert 'value="F-1"' in page, path
+        [shown] = re.findall(r'name="csrf_token" value="([^"]*)"', page)
+        assert shown != bad and signing.check_csrf_token(omis_env["OMIS_SECRET_KEY"], "Инженер", shown), path
     assert store.get_request("F-1") is None
     assert_unchanged(store, "X-1")
 
@@ -537,7 +579,7 @@ def test_limit_edges(call, three, limit, code):
 
 def _cursors(store) -> dict[str, str]:
     store.update_status("Q-1", "выполнена", "x")
-    status_cursor = store.get_requests(status="заявка отправлена", limit=1).next_cursor
+    status_cursor = store.list_requests(status="заявка отправлена", limit=1).next_cursor
     return {
         "garbage": "!!!",
         "not base64": "@@@@",
@@ -609,19 +651,8 @@ def test_static_refuses_traversal_and_odd_names(call, path):
 @pytest.fixture
 def live_host(omis_env, store) -> Iterator[tuple[str, int]]:
     """The app on the real local host, on a free port, with a short socket timeout."""
-    import function_app
-    from functions import devhost
-
-    server = devhost.make_server(function_app.app, "127.0.0.1", 0)
-    server.RequestHandlerClass.timeout = 1.0  # the class is this server's own (make_handler builds one per server)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[:2]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(timeout=1.0) as address:
+        yield address
 
 
 def raw_exchange(address: tuple[str, int], data: bytes, wait: float = 5.0) -> bytes:
@@ -728,4 +759,4 @@ def test_keep_alive_connection_survives_a_bad_request(live_host, store):
             assert chunk
             data += chunk
     assert data.startswith(b"HTTP/1.1 400") and b"HTTP/1.1 201" in data
-    assert [r.number for r in store.get_requests().items] == ["H-6"]
+    assert [r.number for r in store.list_requests().items] == ["H-6"]

@@ -6,35 +6,27 @@ new ones, as a stopped Azurite does; `restore()` brings it back with its data.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from functions import store
-from functions.devhost import make_server
+from functions.alerts.remind import notify
+from functions.storage import Store
 from tests.fakes.graph_server import FakeGraph
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_server import FakeTelegram
+
+from .conftest import current_store, serving
 
 ACCEPTED = "принята в работу"
 
 
 @pytest.fixture
-def host(proxied_store) -> Iterator[str]:
+def host(proxied_store: Store) -> Iterator[str]:
     """Serve the Function App with the local host (the real HTTP server) in a thread; yield its URL."""
-    import function_app
-
-    server = make_server(function_app.app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving() as (address, port):
+        yield f"http://{address}:{port}"
 
 
 def get(url: str) -> requests.Response:
@@ -45,8 +37,9 @@ def post_json(url: str, payload: dict) -> requests.Response:
     return requests.post(url, json=payload, timeout=30)
 
 
-def test_host_answers_503_while_storage_is_down_and_200_once_it_is_back(host: str, storage_proxy: TcpProxy):
-    store.add_request("С-1", position="Котельная")
+def test_host_answers_503_while_storage_is_down_and_200_once_it_is_back(
+        host: str, storage_proxy: TcpProxy, proxied_store: Store):
+    proxied_store.add_request("С-1", position="Котельная")
     assert [get(host + path).status_code for path in ("/", "/healthz", "/api/requests")] == [200, 200, 200]
 
     storage_proxy.cut()
@@ -70,7 +63,7 @@ def test_host_answers_503_while_storage_is_down_and_200_once_it_is_back(host: st
     assert listing.status_code == 200 and "С-1" in listing.text
     assert get(host + "/api/requests/%D0%A1-2").status_code == 404   # the refused POST stored nothing
     assert post_json(host + "/api/requests", {"number": "С-2"}).status_code == 201
-    assert [r.number for r in store.get_requests().items] == ["С-2", "С-1"]
+    assert [r.number for r in proxied_store.list_requests().items] == ["С-2", "С-1"]
 
 
 # -- a mail pass -------------------------------------------------------------------------------
@@ -85,7 +78,7 @@ def deliver(fake: FakeGraph, numbers: list[str]) -> None:
 
 
 def mail_entries(number: str) -> int:
-    return sum(h.source == "mail" for h in store.get_request(number).history)
+    return sum(h.source == "mail" for h in current_store().get_request(number).history)
 
 
 @pytest.mark.parametrize("lose_answer", [False, True], ids=["cut-before-4th-change", "4th-change-answer-lost"])
@@ -93,7 +86,7 @@ def test_mail_pass_cut_by_storage_fails_clearly_and_the_next_pass_applies_the_re
         mail_env: FakeGraph, storage_proxy: TcpProxy, cli_main, capsys, lose_answer: bool):
     numbers = [f"Х-{i}" for i in range(6)]
     for number in numbers:
-        store.add_request(number, now=RECEIVED - dt.timedelta(days=1))
+        current_store().add_request(number, now=RECEIVED - dt.timedelta(days=1))
     deliver(mail_env, numbers)
     cut = storage_proxy.cut_at("$batch", after=3, lose_answer=lose_answer)  # one transaction per message
 
@@ -108,18 +101,18 @@ def test_mail_pass_cut_by_storage_fails_clearly_and_the_next_pass_applies_the_re
     assert cli_main(["mail"]) == 0
 
     report = capsys.readouterr().out
-    assert "Прочитано писем: 6" in report
-    assert f"Применено к заявкам: {6 - stored_before} " in report
-    assert f"Уже применялись раньше (пропущены): {stored_before}" in report
+    assert "Писем прочитано: 6" in report
+    assert f"Писем применено к заявкам: {6 - stored_before}\n" in report
+    assert f"Писем уже применённых раньше (пропущены): {stored_before}\n" in report
     assert [mail_entries(n) for n in numbers] == [1] * 6
-    assert store.status_counts()[ACCEPTED] == 6
-    assert cli_main(["mail"]) == 0 and "Прочитано писем: 0" in capsys.readouterr().out
+    assert current_store().counts()[ACCEPTED] == 6
+    assert cli_main(["mail"]) == 0 and "Писем прочитано: 0" in capsys.readouterr().out
 
 
 def test_storage_down_stops_mail_and_reminders_before_graph_or_telegram_is_called(
         mail_env: FakeGraph, storage_proxy: TcpProxy, telegram: FakeTelegram, configure, cli_main, capsys):
     configure(**telegram.settings_env())
-    store.add_request("Н-1", now=RECEIVED - dt.timedelta(days=1))
+    current_store().add_request("Н-1", now=RECEIVED - dt.timedelta(days=1))
     deliver(mail_env, ["Н-1"])
     storage_proxy.cut()
 
@@ -136,10 +129,11 @@ def test_storage_down_stops_mail_and_reminders_before_graph_or_telegram_is_calle
 # -- a reminder pass ---------------------------------------------------------------------------
 
 def test_storage_cut_while_reminding_never_sends_a_reminder_twice(
-        proxied_store, storage_proxy: TcpProxy, telegram: FakeTelegram, configure, cli_main, capsys):
+        proxied_store: Store, storage_proxy: TcpProxy, telegram: FakeTelegram, configure, cli_main, capsys):
     configure(**telegram.settings_env())
-    store.add_request("Н-2", now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3))
-    cut = storage_proxy.cut_at("$batch")     # the pass's first write
+    # Created 3 h ago with no news: the default level's accept deadline (OMIS_DELAY_MINUTES, 60) has passed.
+    current_store().add_request("Н-2", now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3))
+    cut = storage_proxy.cut_at("$batch")     # the pass's first write: the claim of the reminder
 
     first = cli_main(["notify"])
     storage_proxy.restore()
@@ -152,24 +146,22 @@ def test_storage_cut_while_reminding_never_sends_a_reminder_twice(
     assert "Хранилище недоступно" in err
     assert "напомнено 1" in out and "уже напоминали недавно 1" in out
     assert [m.text.count("<b>Н-2</b>") for m in telegram.messages] == [1]
-    assert store.get_request("Н-2").last_reminded_at is not None
+    assert current_store().get_request("Н-2").last_reminded_at is not None
 
 
 def test_storage_cut_after_a_failed_send_delays_the_reminder_one_interval_and_never_doubles_it(
-        proxied_store, storage_proxy: TcpProxy, telegram: FakeTelegram, configure):
-    from functions.alerts.remind import notify_delays
-
+        proxied_store: Store, storage_proxy: TcpProxy, telegram: FakeTelegram, configure):
     configure(**telegram.settings_env(), OMIS_ALERT_REPEAT_MINUTES="60")
     t0 = dt.datetime(2026, 11, 26, 7, 0, tzinfo=dt.timezone.utc)
-    store.add_request("Н-3", now=t0)
+    current_store().add_request("Н-3", now=t0)            # accept deadline t0 + 60 min
     telegram.server_error()                               # the send fails ...
     cut = storage_proxy.cut_at("$batch", after=1)         # ... and so does giving the claim back
 
-    failed = notify_delays(now=t0 + dt.timedelta(hours=2))
+    failed = notify(now=t0 + dt.timedelta(hours=2))
     storage_proxy.restore()
-    soon = notify_delays(now=t0 + dt.timedelta(hours=2, minutes=10))
-    later = notify_delays(now=t0 + dt.timedelta(hours=3))
+    soon = notify(now=t0 + dt.timedelta(hours=2, minutes=10))
+    later = notify(now=t0 + dt.timedelta(hours=3))
 
-    assert cut.is_set() and failed.failed == 1
+    assert cut.is_set() and failed.failed == 1 and not failed.ok
     assert (soon.reminded, soon.skipped_repeat) == (0, 1)   # still noted: late, not twice
     assert later.reminded == 1 and len(telegram.messages) == 1

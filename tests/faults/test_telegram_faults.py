@@ -2,6 +2,9 @@
 
 Real reminder passes against Azurite and the fake Bot API on loopback, with an injected clock
 and sleep, and logs captured at DEBUG (urllib3 prints every request path, which holds the token).
+A request created at T0 without news has passed its accept deadline (the default level's
+accept = OMIS_DELAY_MINUTES = 60 minutes) at T0 + 1 h, and stays breached: it is due for a
+reminder every OMIS_ALERT_REPEAT_MINUTES.
 """
 from __future__ import annotations
 
@@ -13,11 +16,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from functions import store
-from functions.alerts.remind import ReminderReport, notify_delays
+from functions.alerts.remind import ReminderReport, notify
 from tests.fakes.telegram_server import FakeTelegram
 
-from .conftest import ShortTimeouts
+from .conftest import ShortTimeouts, current_store
 
 T0 = datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc)
 WRONG_TOKEN = "987654321:AAH-wrong_secret_token-ZYXWVUTSRQ"
@@ -48,7 +50,7 @@ FAULTS: dict[str, Callable[[FakeTelegram], dict[str, str]]] = {
 
 def remind(at: datetime, sleeps: list[float]) -> ReminderReport:
     with ShortTimeouts(read=0.3) as session:
-        return notify_delays(now=at, session=session, sleep=sleeps.append)
+        return notify(now=at, session=session, sleep=sleeps.append)
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -57,7 +59,7 @@ def test_failed_send_records_nothing_never_shows_the_token_and_the_next_pass_rem
     caplog.set_level(logging.DEBUG)
     with FakeTelegram(accept_chats={"-1001234567890"}) as telegram:
         configure(**telegram.settings_env(), OMIS_ALERT_REPEAT_MINUTES="60")
-        store.add_request("Т-1", now=T0)
+        current_store().add_request("Т-1", now=T0)
         sleeps: list[float] = []
         first = remind(T0 + timedelta(hours=2), sleeps)           # reminded and recorded
         broken = FAULTS[fault](telegram)
@@ -66,14 +68,14 @@ def test_failed_send_records_nothing_never_shows_the_token_and_the_next_pass_rem
         failed = remind(T0 + timedelta(hours=3), sleeps)          # due again, but the send fails
 
         assert (failed.sent, failed.reminded, failed.failed, failed.ok) == (False, 0, 1, False)
-        assert store.get_request("Т-1").last_reminded_at == T0 + timedelta(hours=2)   # the earlier one stays
+        assert current_store().get_request("Т-1").last_reminded_at == T0 + timedelta(hours=2)   # the earlier one stays
         assert sum(sleeps) <= 3 * 60                                                # bounded waiting
         configure(**telegram.settings_env())
         retry = remind(T0 + timedelta(hours=3, minutes=10), sleeps)
         later = remind(T0 + timedelta(hours=3, minutes=20), sleeps)
 
         assert first.sent and retry.sent and (retry.reminded, later.skipped_repeat) == (1, 1)
-        assert store.get_request("Т-1").last_reminded_at == T0 + timedelta(hours=3, minutes=10)
+        assert current_store().get_request("Т-1").last_reminded_at == T0 + timedelta(hours=3, minutes=10)
         assert [m.text.count("<b>Т-1</b>") for m in telegram.messages] == [1, 1]   # one per interval
         secret = (broken.get("OMIS_TELEGRAM_TOKEN") or telegram.token).split(":", 1)[1]
         assert "sendMessage" in caplog.text or fault == "unreachable"     # the DEBUG lines were there
@@ -83,20 +85,20 @@ def test_failed_send_records_nothing_never_shows_the_token_and_the_next_pass_rem
 
 def test_first_ever_reminder_that_fails_leaves_the_request_unreminded(proxied_store, configure, telegram):
     configure(**telegram.settings_env())
-    store.add_request("Т-2", now=T0)
+    current_store().add_request("Т-2", now=T0)
     telegram.server_error()
 
     failed = remind(T0 + timedelta(hours=2), [])
 
-    assert failed.failed == 1 and store.get_request("Т-2").last_reminded_at is None
-    assert [r.last_reminded_at for r in store.get_delayed_requests(now=T0 + timedelta(hours=2))] == [None]
+    assert failed.failed == 1 and current_store().get_request("Т-2").last_reminded_at is None
+    assert [r.last_reminded_at for r in current_store().requests.breached(T0 + timedelta(hours=2))] == [None]
 
 
 def test_notify_command_with_a_wrong_token_exits_1_and_prints_no_token(
         proxied_store, configure, telegram, cli_main, capsys, caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.DEBUG)
     configure(**telegram.settings_env(OMIS_TELEGRAM_TOKEN=WRONG_TOKEN))
-    store.add_request("Т-3", now=datetime.now(timezone.utc) - timedelta(hours=3))
+    current_store().add_request("Т-3", now=datetime.now(timezone.utc) - timedelta(hours=3))
 
     assert cli_main(["--log-level", "DEBUG", "notify"]) == 1
 
@@ -104,13 +106,13 @@ def test_notify_command_with_a_wrong_token_exits_1_and_prints_no_token(
     assert "не отправлено 1" in out and "OMIS_TELEGRAM_TOKEN" in caplog.text
     for text in (out, err, caplog.text):
         assert WRONG_TOKEN.split(":", 1)[1] not in text
-    assert store.get_request("Т-3").last_reminded_at is None
+    assert current_store().get_request("Т-3").last_reminded_at is None
 
 
 def test_answer_lost_after_telegram_accepted_repeats_the_reminder_once_rather_than_lose_it(
         proxied_store, configure, telegram):
     configure(**telegram.settings_env())
-    store.add_request("Т-4", now=T0)
+    current_store().add_request("Т-4", now=T0)
     telegram.delay_next(1.0)            # Telegram takes the message, but answers after our timeout
 
     unsure = remind(T0 + timedelta(hours=2), [])
