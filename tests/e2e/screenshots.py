@@ -34,6 +34,13 @@ def _new_errors(page: Any) -> None:
     page.get_by_text("уже есть").first.wait_for()
 
 
+def _new_lookalike(page: Any) -> None:
+    page.get_by_label("Номер", exact=True).fill("TO-2026/77")      # Latin T and O: looks like «ТО-2026/77»
+    page.get_by_label("Позиция", exact=True).fill("ЦТП-12")
+    page.get_by_role("button", name="Сохранить").click()
+    page.locator(".confirm").wait_for()
+
+
 def _edit_open(page: Any) -> None:
     page.locator("details.edit > summary").click()
     page.locator("#edit-position").fill("ЦТП-12, насос подкачки №2")
@@ -47,6 +54,7 @@ def _unmatched_create_open(page: Any) -> None:
 SHOTS: list[tuple[str, str, Callable[[Any], None] | None, bool]] = [
     ("list", "/", None, False),
     ("new-errors", "/new", _new_errors, False),
+    ("new-lookalike", "/new", _new_lookalike, False),
     ("card", _card("10231"), None, True),
     ("card-edit", _card("ТО-2026/77"), _edit_open, True),
     ("archive", "/?archived=1", None, False),
