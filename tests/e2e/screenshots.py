@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from scripts.azurite import connection_string, free_port, start_azurite, stop_azurite
@@ -18,9 +19,12 @@ from scripts.azurite import connection_string, free_port, start_azurite, stop_az
 from .seed import seed, store_for
 from .server import CHROMIUM, CHROMIUM_ARGS, ROOT, browser_missing, server_env, start_server
 
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
+
 OUT = ROOT / "docs" / "screenshots"
-LAPTOP = {"width": 1366, "height": 768}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 768}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 def _card(number: str) -> str:

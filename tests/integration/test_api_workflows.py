@@ -317,7 +317,7 @@ def test_create_with_a_taken_number_is_409(call, store):
     assert open_ids(call) == [item] and len(body(call("GET", url("560")))["history"]) == 1
 
 
-def test_create_with_a_look_alike_number_needs_confirm_similar(call, store):
+def test_create_from_mail_with_a_look_alike_number_needs_confirm_similar(call, store):
     create(call, "TK-9")                      # Latin
     item = keep(store)
     resp = action(call, item, "create", {"number": "ТК-9"})    # Cyrillic

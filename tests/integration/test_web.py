@@ -354,7 +354,7 @@ def test_mail_history_shows_subject_position_and_source(call, store):
 
 def test_unknown_request_is_a_404_page(call):
     resp = call("GET", "/requests/NOPE-1")
-    assert resp.status_code == 404 and "Заявки «NOPE-1» нет" in text(resp)
+    assert resp.status_code == 404 and "Заявки «<bdi>NOPE-1</bdi>» нет" in text(resp)
     assert post_form(call, "/requests/NOPE-1/status", {"status": "выполнена"}).status_code == 404
 
 
@@ -451,3 +451,72 @@ def test_unexpected_failure_is_a_500_page_without_a_trace(call, monkeypatch):
     page = text(resp)
     assert resp.status_code == 500 and "Внутренняя ошибка" in page
     assert "secret detail" not in page and "Traceback" not in page
+
+
+# ----- edit, archive, unmatched-mail actions ---------------------------------------------------
+
+def _keep_mail(store, key: str = "<w1@x>", numbers: tuple[str, ...] = ("W-1",)) -> str:
+    from functions.mail.sync import message_key
+    from functions.storage import UnmatchedMail
+
+    mail = UnmatchedMail(message_key=message_key(key, None), subject="Заявка W-1 выполнена", sender="c@x",
+                         received=utcnow() - timedelta(hours=1), numbers=numbers, message_id=key,
+                         reason="номер не найден", text="Заявка W-1 выполнена.")
+    assert store.mail.keep_unmatched(mail)
+    return mail.id
+
+
+def test_refused_edit_shows_the_card_with_the_edit_form_open(call, store):
+    store.add_request("W-E1", "Узел")
+    resp = post_form(call, "/requests/W-E1/edit", {"number": "W#E1", "position": "Новый узел", "description": "",
+                                                   "level": "normal", "due": ""})
+    page = text(resp)
+    assert resp.status_code == 400 and '<details class="panel edit" id="edit" open>' in page
+    assert 'id="edit-number-error"' in page and 'value="Новый узел"' in page
+    assert store.get_request("W-E1").position == "Узел"
+
+
+def test_a_look_alike_confirmation_for_another_number_does_not_count(call, store):
+    store.add_request("AB-1")
+    fields = {"number": "АВ-1", "confirm_similar": "1", "similar_number": "АВ-2"}
+    resp = post_form(call, "/add_request", fields)
+    assert resp.status_code == 409 and 'name="similar_number" value="АВ-1"' in text(resp)
+    assert post_form(call, "/add_request", {**fields, "similar_number": "АВ-1"}).status_code == 303
+
+
+def test_archive_says_what_it_did_and_the_card_offers_restore(call, store):
+    store.add_request("W-A1")
+    resp = post_form(call, "/requests/W-A1/archive", {})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/requests/W-A1"
+    page = text(call("GET", "/requests/W-A1", headers={"Cookie": flash_of(resp)}))
+    assert "перенесена в архив: её нет в списке и напоминаниях" in page and "Вернуть из архива" in page
+    assert post_form(call, "/requests/W-A1/status", {"status": "выполнена"}).status_code == 409
+    assert listed_numbers(text(call("GET", "/?archived=1"))) == ["W-A1"] and listed_numbers(text(call("GET", "/"))) == []
+
+
+def test_attach_goes_back_to_the_list_with_a_link_to_the_request(call, store):
+    store.add_request("W-1")
+    item = _keep_mail(store)
+    resp = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "W-1"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/mail/unmatched"
+    page = text(call("GET", "/mail/unmatched", headers={"Cookie": flash_of(resp)}))
+    assert 'привязано к заявке «<bdi>W-1</bdi>». <a href="/requests/W-1">Открыть заявку' in page
+    again = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "W-1"})        # sent twice
+    assert again.status_code == 303 and again.headers["Location"] == "/mail/unmatched"
+    assert "уже привязано" in text(call("GET", "/mail/unmatched", headers={"Cookie": flash_of(again)}))
+    assert [h.source for h in store.get_request("W-1").history].count("mail") == 1
+
+
+def test_a_refused_action_on_the_mail_page_stays_on_the_mail_page(call, store):
+    item = _keep_mail(store)
+    resp = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "НЕТ-1", "view": "item"})
+    page = text(resp)
+    assert resp.status_code == 404 and "Текст письма" in page and "Заявка «<bdi>НЕТ-1</bdi>» не найдена." in page
+    listed = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "НЕТ-1"})
+    assert listed.status_code == 404 and f'id="mail-{item}"' in text(listed)
+
+
+def test_the_menu_counts_unmatched_mail(call, store):
+    _keep_mail(store, "<w2@x>")
+    _keep_mail(store, "<w3@x>")
+    assert '<span class="badge" title="Писем ждут разбора">2</span>' in text(call("GET", "/"))
