@@ -110,6 +110,7 @@ def test_a_number_is_on_one_line_in_the_list_beside_long_texts(page: Page, crowd
     cell = page.locator("td.number .num").filter(has_text=re.compile("^" + re.escape(number) + "$"))
     expect(cell).to_have_count(1)
     assert lines_of(cell) == 1
+    expect(page.get_by_role("link", name=number, exact=True)).to_have_count(1)   # read out whole, no spaces
     note = page.locator("tr", has=cell).locator("td.note")
     assert note.bounding_box()["height"] > 3 * cell.bounding_box()["height"]      # the comment did wrap beside it
 
