@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+from html.parser import HTMLParser
 import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote, urlencode
@@ -520,3 +521,48 @@ def test_the_menu_counts_unmatched_mail(call, store):
     _keep_mail(store, "<w2@x>")
     _keep_mail(store, "<w3@x>")
     assert '<span class="badge" title="Писем ждут разбора">2</span>' in text(call("GET", "/"))
+
+
+class _TextPlaces(HTMLParser):
+    """Collect where a marker appears as page text: the open elements around each occurrence."""
+
+    VOID = {"input", "br", "wbr", "meta", "link", "img", "hr"}
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker, self.stack, self.places = marker, [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:
+            del self.stack[len(self.stack) - 1 - self.stack[::-1].index(tag):]
+
+    def handle_data(self, data):
+        if self.marker in data:
+            self.places.append((tuple(self.stack), data))
+
+
+def test_user_text_is_isolated_for_direction_wherever_it_appears(call, store, configure):
+    rtl = "שלום"                                       # Hebrew: a right-to-left word in every user field
+    configure(OMIS_DEV_USER=f"Инженер {rtl}")
+    number = f"{rtl}-1"
+    store.add_request(number, f"Котельная {rtl}", f"Описание {rtl}", author=f"Автор {rtl}")
+    store.update_status(number, "принята в работу", f"Комментарий {rtl}", author=f"Автор {rtl}")
+    item = _keep_mail(store, "<rtl@x>", numbers=(f"{rtl}-2",))
+    from dataclasses import replace
+
+    mail = replace(store.mail.get_unmatched(item), message_key="f" * 40, subject=f"Тема {rtl}",
+                   sender=f"{rtl} <rtl@x>", text=f"Текст {rtl}")
+    assert store.mail.keep_unmatched(mail)
+    for path in ("/", "/requests/" + quote(number, safe=""), "/mail/unmatched", f"/mail/unmatched/{mail.id}",
+                 "/?" + urlencode({"q": rtl})):
+        parser = _TextPlaces(rtl)
+        parser.feed(text(call("GET", path)))
+        assert parser.places, path
+        for stack, data in parser.places:
+            isolated = "bdi" in stack or "textarea" in stack or "option" in stack or (
+                stack[-1:] == ("title",) and "\u2068" in data)
+            assert isolated, f"{path}: {data!r} inside {stack}"
