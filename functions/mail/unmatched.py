@@ -55,6 +55,9 @@ def attach(store: Store, item_id: str, number: str, *, by: str, state: str = "at
     parsed = parse_mail(mail.subject, mail.text, mail.unique_text or None, received=mail.received,
                         tz=settings.timezone, calendar=settings.calendar)
     key = normalize_number(number)
+    if key not in parsed.statuses and len(parsed.numbers) == 1:
+        # A person says the mail's one number (a typo, an old number) meant this request: what it says counts.
+        key = normalize_number(parsed.numbers[0])
     status = parsed.statuses.get(key, parsed.general_status) if parsed.numbers else parsed.general_status
     promised = parsed.promises.get(key, parsed.general_promise) if parsed.numbers else parsed.general_promise
     result = store.apply_mail(request_id, message=mail.message_key, status=status, comment=parsed.comment,

@@ -32,6 +32,7 @@ from .render import (
     request_url,
     take_flash,
 )
+from .signing import Flash
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +72,8 @@ def _list_page(req: func.HttpRequest) -> func.HttpResponse:
     now = utcnow()
     flash, clear = take_flash(req)
     number = plain_int(req.params.get("page") or "1") or 1
-    next_url = (list_url(**filters, cursor=page_data.next_cursor, page=str(number + 1))
-                if page_data.next_cursor else None)
+    next_cursor = page_data.next_cursor
+    next_url = list_url(**filters, cursor=next_cursor, page=str(number + 1)) if next_cursor else None
     return page(req, "list.html", cookie=clear, nav="archive" if query.archived else "list", flash=flash,
                 rows=[present(r, store.settings, now) for r in page_data.items], counts=counts,
                 total=sum(v for k, v in counts.items() if k != "archived"), filters=filters,
@@ -121,6 +122,15 @@ def page_new(req: func.HttpRequest) -> func.HttpResponse:
     return new_form(req)
 
 
+def similar_confirmed(form: dict[str, str], number: str) -> bool:
+    """Say whether the form confirms a look-alike number, and for the very number it now carries.
+
+    The page's checkbox names the number it was shown for: a number changed after the refusal
+    needs its own confirmation.
+    """
+    return form.get("confirm_similar") == "1" and form.get("similar_number", "").strip() == number.strip()
+
+
 def _due_field(text: str, store: Store) -> Any:
     """Return the due of a form field: empty → none, else the instant (ValidationError if unreadable)."""
     if not text.strip():
@@ -144,7 +154,7 @@ def page_add_request(req: func.HttpRequest, form: dict[str, str]) -> func.HttpRe
         created = store.add_request(values["number"], values["position"], values["description"],
                                     author=author, source="web", level=values["level"] or None,
                                     due=_due_field(values["due"], store),
-                                    confirm_similar=form.get("confirm_similar") == "1", outbox=outbox)
+                                    confirm_similar=similar_confirmed(form, values["number"]), outbox=outbox)
     except ValidationError as exc:
         return new_form(req, values, exc.fields, 400)
     except DuplicateRequestError as exc:
@@ -159,8 +169,9 @@ def page_add_request(req: func.HttpRequest, form: dict[str, str]) -> func.HttpRe
 
 def card(req: func.HttpRequest, number: str, *, values: dict[str, str] | None = None,
          errors: dict[str, str] | None = None, edit_values: dict[str, str] | None = None,
-         edit_errors: dict[str, str] | None = None, code: int = 200, flash: str | None = None,
-         cookie: str | None = None, confirm: str | None = None, similar: str | None = None) -> func.HttpResponse:
+         edit_errors: dict[str, str] | None = None, code: int = 200, flash: Flash | None = None,
+         cookie: str | None = None, confirm: str | None = None, similar: str | None = None,
+         existing: str | None = None, message: str | None = None) -> func.HttpResponse:
     """Show a request's card (again, with a form's values and errors)."""
     store = get_store()
     found = store.get_request(number)
@@ -169,13 +180,13 @@ def card(req: func.HttpRequest, number: str, *, values: dict[str, str] | None = 
     settings = store.settings
     view = present(found, settings, utcnow())
     tz = settings.timezone
+    due = found.due.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if found.due else ""
     default_edit = {"number": found.number, "position": found.position, "description": found.description,
-                    "level": view.level.id,
-                    "due": found.due.astimezone(tz).strftime("%Y-%m-%dT%H:%M") if found.due else ""}
+                    "level": view.level.id, "due": due}
     return page(req, "request.html", code, cookie=cookie, nav="card", flash=flash, r=found, view=view,
                 values=values or {"status": found.status, "comment": ""}, errors=errors or {},
                 edit_values=edit_values or default_edit, edit_errors=edit_errors or {}, csrf_token=csrf_token(req),
-                confirm=confirm, similar=similar, levels=settings.sla_levels,
+                confirm=confirm, similar=similar, existing=existing, message=message, levels=settings.sla_levels,
                 mail_send=settings.mail_send, final_statuses=FINAL_STATUSES)
 
 
@@ -226,11 +237,14 @@ def _card_action(req: func.HttpRequest, form: dict[str, str]) -> func.HttpRespon
             return _edit(req, store, current.number, form)
         if action in ("archive", "restore"):
             changed = store.set_archived(current.number, action == "archive", author=request_author(req))
-            text = "перенесена в архив" if changed.archived else "возвращена из архива"
+            text = ("перенесена в архив: её нет в списке и напоминаниях" if changed.archived
+                    else "возвращена из архива")
             return redirect(req, request_url(changed.number), f"Заявка «{changed.number}» {text}.")
         return _nudge(req, store, current.number)
     except ConflictError as exc:
-        return card(req, current.number, errors={"nudge" if action == "nudge" else "status": str(exc)}, code=409)
+        if action == "nudge":
+            return card(req, current.number, errors={"nudge": str(exc)}, code=409)
+        return card(req, current.number, message=str(exc), code=409)
     except RequestNotFound:
         return not_found(req, f"Заявки «{number}» нет.")
 
@@ -272,11 +286,12 @@ def _edit(req: func.HttpRequest, store: Store, number: str, form: dict[str, str]
                                      description=values["description"], level=values["level"] or None,
                                      due=_due_field(values["due"], store) if "due" in form else UNSET,
                                      author=request_author(req), source="web",
-                                     confirm_similar=form.get("confirm_similar") == "1")
+                                     confirm_similar=similar_confirmed(form, values["number"]))
     except ValidationError as exc:
         return card(req, number, edit_values=values, edit_errors=exc.fields, code=400)
     except DuplicateRequestError as exc:
-        return card(req, number, edit_values=values, edit_errors={"number": str(exc)}, code=409)
+        return card(req, number, edit_values=values, edit_errors={"number": str(exc)}, code=409,
+                    existing=exc.existing)
     except SimilarNumberError as exc:
         return card(req, number, edit_values=values, edit_errors={"number": str(exc)}, code=409,
                     similar=exc.existing)

@@ -31,6 +31,7 @@ from .signing import (
     CSRF_FIELD,
     FLASH_COOKIE,
     FLASH_MAX_AGE,
+    Flash,
     check_csrf_token,
     cookie_value,
     make_csrf_token,
@@ -39,6 +40,7 @@ from .signing import (
     origin_of,
     read_flash,
 )
+from .textfmt import isolate_plain, isolate_quoted, number_html
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,8 @@ def _promised(moment: datetime | None) -> str:
 
 templates = Environment(loader=PackageLoader("functions", "templates"), autoescape=True,
                         trim_blocks=True, lstrip_blocks=True)
-templates.filters.update(format_ts=format_ts, local=format_local, duration=format_quiet, promised=_promised)
+templates.filters.update(format_ts=format_ts, local=format_local, duration=format_quiet, promised=_promised,
+                         num=number_html, isolate=isolate_quoted, fsi=isolate_plain)
 templates.globals.update(request_url=request_url, list_url=list_url, static_url=static_url, statuses=STATUSES,
                          status_class=STATUS_CLASSES.get, source_label=SOURCE_LABELS.get, csrf_field=CSRF_FIELD,
                          kind_titles=KIND_TITLES, waiting_titles=WAITING_TITLES, field_labels=FIELD_LABELS)
@@ -155,7 +158,7 @@ def _flash_cookie(req: func.HttpRequest, value: str, max_age: int) -> str:
     return "; ".join(parts)
 
 
-def take_flash(req: func.HttpRequest) -> tuple[str | None, str | None]:
+def take_flash(req: func.HttpRequest) -> tuple[Flash | None, str | None]:
     """Return the flash message the request carries and the Set-Cookie that clears it."""
     raw = cookie_value(req.headers.get("Cookie"), FLASH_COOKIE)
     if raw is None:
@@ -163,11 +166,13 @@ def take_flash(req: func.HttpRequest) -> tuple[str | None, str | None]:
     return read_flash(get_settings().secret_key, raw), _flash_cookie(req, "", 0)
 
 
-def redirect(req: func.HttpRequest, location: str, flash: str | None = None, code: int = 303) -> func.HttpResponse:
-    """Answer 303 (or another redirect) to a page, with a flash message."""
+def redirect(req: func.HttpRequest, location: str, flash: str | None = None, code: int = 303,
+             link: tuple[str, str] | None = None) -> func.HttpResponse:
+    """Answer 303 (or another redirect) to a page, with a flash message (and a link: path, text)."""
     headers = {**SECURITY_HEADERS, "Location": location, "Cache-Control": "no-store"}
     if flash:
-        headers["Set-Cookie"] = _flash_cookie(req, make_flash(get_settings().secret_key, flash), FLASH_MAX_AGE)
+        value = make_flash(get_settings().secret_key, flash, link=link)
+        headers["Set-Cookie"] = _flash_cookie(req, value, FLASH_MAX_AGE)
     return func.HttpResponse(status_code=code, headers=headers)
 
 

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 CSRF_FIELD = "csrf_token"
@@ -71,14 +72,33 @@ def check_csrf_token(key: str, author: str, token: str | None, now: float | None
     return _same(mac, _csrf_mac(key, author, issued))
 
 
-def make_flash(key: str, message: str, now: float | None = None) -> str:
-    """Return the signed cookie value carrying a flash message."""
-    payload = _b64encode(json.dumps({"m": message, "t": _now(now)}, ensure_ascii=False).encode("utf-8"))
+@dataclass(frozen=True)
+class Flash:
+    """A message shown once on the next page, with an optional link (a path on this site)."""
+
+    message: str
+    href: str = ""
+    link_text: str = ""
+
+
+def local_path(href: str) -> bool:
+    """Say whether a link stays on this site: an absolute path, not `//host` nor `/\\host`."""
+    return href.startswith("/") and not href.startswith(("//", "/\\")) and href.isprintable()
+
+
+def make_flash(key: str, message: str, now: float | None = None, link: tuple[str, str] | None = None) -> str:
+    """Return the signed cookie value carrying a flash message (and a link on this site: href, text)."""
+    data: dict[str, object] = {"m": message, "t": _now(now)}
+    if link is not None:
+        if not local_path(link[0]):
+            raise ValueError("a flash links only to a path on this site")
+        data.update(h=link[0], l=link[1])
+    payload = _b64encode(json.dumps(data, ensure_ascii=False).encode("utf-8"))
     return f"{payload}.{_mac(key, 'flash', payload)}"
 
 
-def read_flash(key: str, value: str | None, now: float | None = None) -> str | None:
-    """Return the message of a signed flash cookie value, or None if it is forged, broken or stale."""
+def read_flash(key: str, value: str | None, now: float | None = None) -> Flash | None:
+    """Return the flash of a signed cookie value, or None if it is forged, broken or stale."""
     if not value or len(value) > 4000 or "." not in value:
         return None
     payload, mac = value.rsplit(".", 1)
@@ -87,11 +107,14 @@ def read_flash(key: str, value: str | None, now: float | None = None) -> str | N
     try:
         data = json.loads(_b64decode(payload).decode("utf-8"))
         message, issued = str(data["m"]), int(data["t"])
-    except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+        href, link_text = str(data.get("h") or ""), str(data.get("l") or "")
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeError, binascii.Error):
         return None
     if _now(now) - issued > FLASH_MAX_AGE:
         return None
-    return message
+    if href and not local_path(href):
+        href = link_text = ""
+    return Flash(message, href, link_text)
 
 
 def cookie_value(cookie_header: str | None, name: str) -> str | None:

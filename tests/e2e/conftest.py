@@ -20,6 +20,14 @@ def live_server(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> LiveS
 
 
 @pytest.fixture(scope="session")
+def live_store(live_server: LiveServer):
+    """A Store on the live server's tables (to keep mail there as the mail pass would)."""
+    from .seed import store_for
+
+    return store_for(live_server.env)
+
+
+@pytest.fixture(scope="session")
 def browser():
     """One Chromium for the session; fail under OMIS_REQUIRE_BROWSER=1 when it is missing, else skip."""
     reason = browser_missing()
@@ -40,8 +48,21 @@ def browser():
 @pytest.fixture
 def page(browser, live_server: LiveServer):
     """A fresh browser tab (own cookies) on a laptop-sized screen, Russian locale."""
-    context = browser.new_context(base_url=live_server.base_url, viewport={"width": 1280, "height": 900},
+    context = browser.new_context(base_url=live_server.base_url, viewport={"width": 1366, "height": 900},
                                   locale="ru-RU")
+    context.set_default_timeout(10_000)
+    tab = context.new_page()
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def phone(browser, live_server: LiveServer):
+    """A fresh tab on a phone-sized screen (390 × 844, touch), Russian locale."""
+    context = browser.new_context(base_url=live_server.base_url, viewport={"width": 390, "height": 844},
+                                  locale="ru-RU", is_mobile=True, has_touch=True)
     context.set_default_timeout(10_000)
     tab = context.new_page()
     try:

@@ -24,11 +24,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @dataclass
 class LiveServer:
-    """A running local host: its base URL, process and log file."""
+    """A running local host: its base URL, process, log file and environment."""
 
     base_url: str
     process: subprocess.Popen
     log: Path
+    env: dict[str, str]
 
     def api(self, method: str, path: str, data: dict[str, Any] | None = None) -> tuple[int, Any]:
         """Call the JSON API; return the status and the decoded body."""
@@ -76,7 +77,7 @@ def start_server(env: dict[str, str], log: Path, timeout: float = 30) -> LiveSer
         process = subprocess.Popen([sys.executable, "-m", "functions", "serve", "--port", str(port), "--no-timers"],
                                    cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log, env)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:

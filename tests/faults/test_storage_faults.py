@@ -6,6 +6,7 @@ new ones, as a stopped Azurite does; `restore()` brings it back with its data.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -60,7 +61,7 @@ def test_host_answers_503_while_storage_is_down_and_200_once_it_is_back(
 
     assert get(host + "/healthz").json() == {"status": "ok"}
     listing = get(host + "/")
-    assert listing.status_code == 200 and "С-1" in listing.text
+    assert listing.status_code == 200 and "С-1" in re.sub(r"<[^>]+>", "", listing.text)
     assert get(host + "/api/requests/%D0%A1-2").status_code == 404   # the refused POST stored nothing
     assert post_json(host + "/api/requests", {"number": "С-2"}).status_code == 201
     assert [r.number for r in proxied_store.list_requests().items] == ["С-2", "С-1"]

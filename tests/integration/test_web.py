@@ -4,6 +4,8 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+from typing import ClassVar
 from urllib.parse import quote, urlencode
 
 import azure.functions as func
@@ -44,8 +46,9 @@ def add(call, number: str, position: str = "", description: str = "", headers: d
 
 
 def listed_numbers(page: str) -> list[str]:
-    return [html.unescape(m) for m in re.findall(
-        r'<td data-label="Номер" class="number"><a href="[^"]*"><bdi>([^<]*)</bdi></a>', page)]
+    # A number is <bdi class="num"> with <wbr> after its separators (functions/web/textfmt.py).
+    return [html.unescape(m.replace("<wbr>", "")) for m in re.findall(
+        r'<td data-label="Номер" class="number"><a href="[^"]*"><bdi class="num">((?:[^<]|<wbr>)*)</bdi></a>', page)]
 
 
 def flash_of(resp) -> str:
@@ -162,7 +165,7 @@ def test_adding_redirects_to_the_list_with_a_flash(call, store):
     cookie = flash_of(resp)
     page_resp = call("GET", "/", headers={"Cookie": cookie})
     page = text(page_resp)
-    assert "Заявка «10231» добавлена." in page and listed_numbers(page)[0] == "10231"
+    assert "Заявка «<bdi>10231</bdi>» добавлена." in page and listed_numbers(page)[0] == "10231"
     assert page_resp.headers["Set-Cookie"].startswith("omis_flash=;") and "Max-Age=0" in page_resp.headers["Set-Cookie"]
     created = store.get_request("10231")
     assert created.author == "Инженер" and [h.source for h in created.history] == ["web"]
@@ -188,7 +191,7 @@ def test_bad_input_shows_the_form_again_and_stores_nothing(call, store, fields, 
     resp = add(call, **fields)
     assert resp.status_code == 400
     page = text(resp)
-    assert f'id="{field}-error"' in page and f'aria-describedby="{field}-error"' in page
+    assert f'id="{field}-error"' in page and re.search(f'aria-describedby="{field}-error[ "]', page)
     assert f'value="{html.escape(fields["number"])}"' in page
     assert f'>{fields["description"]}</textarea>' in page
     assert store.list_requests().items == []
@@ -317,7 +320,7 @@ def test_status_change_redirects_to_the_card_and_the_history_grows(call, store):
                      token=token)
     assert resp.status_code == 303 and resp.headers["Location"] == "/requests/K-2"
     page = text(call("GET", "/requests/K-2", headers={"Cookie": flash_of(resp)}))
-    assert "Заявка «K-2»: статус «выполнена»." in page
+    assert "Заявка «<bdi>K-2</bdi>»: статус «<bdi>выполнена</bdi>»." in page
     assert page.count('class="event source-web"') == 2 and "По телефону: готово" in page
     changed = store.get_request("K-2")
     assert changed.status == "выполнена" and changed.comment_author == "Инженер"
@@ -353,7 +356,7 @@ def test_mail_history_shows_subject_position_and_source(call, store):
 
 def test_unknown_request_is_a_404_page(call):
     resp = call("GET", "/requests/NOPE-1")
-    assert resp.status_code == 404 and "Заявки «NOPE-1» нет" in text(resp)
+    assert resp.status_code == 404 and "Заявки «<bdi>NOPE-1</bdi>» нет" in text(resp)
     assert post_form(call, "/requests/NOPE-1/status", {"status": "выполнена"}).status_code == 404
 
 
@@ -391,7 +394,7 @@ def test_unmatched_mail_page(call, store):
                                       text="Выполнена <script>x</script>"))
     page = text(call("GET", "/mail/unmatched"))
     assert "&lt;i&gt;Заявка 999&lt;/i&gt;" in page and "contractor@example.org" in page and "999" in page
-    assert "<script>x" not in page and "26.11.2026<br>18:17" in page
+    assert "<script>x" not in page and "26.11.2026 18:17" in page
     assert call("GET", "/mail/unmatched?cursor=%C3%BF").status_code == 400
 
 
@@ -450,3 +453,117 @@ def test_unexpected_failure_is_a_500_page_without_a_trace(call, monkeypatch):
     page = text(resp)
     assert resp.status_code == 500 and "Внутренняя ошибка" in page
     assert "secret detail" not in page and "Traceback" not in page
+
+
+# ----- edit, archive, unmatched-mail actions ---------------------------------------------------
+
+def _keep_mail(store, key: str = "<w1@x>", numbers: tuple[str, ...] = ("W-1",)) -> str:
+    from functions.mail.sync import message_key
+    from functions.storage import UnmatchedMail
+
+    mail = UnmatchedMail(message_key=message_key(key, None), subject="Заявка W-1 выполнена", sender="c@x",
+                         received=utcnow() - timedelta(hours=1), numbers=numbers, message_id=key,
+                         reason="номер не найден", text="Заявка W-1 выполнена.")
+    assert store.mail.keep_unmatched(mail)
+    return mail.id
+
+
+def test_refused_edit_shows_the_card_with_the_edit_form_open(call, store):
+    store.add_request("W-E1", "Узел")
+    resp = post_form(call, "/requests/W-E1/edit", {"number": "W#E1", "position": "Новый узел", "description": "",
+                                                   "level": "normal", "due": ""})
+    page = text(resp)
+    assert resp.status_code == 400 and '<details class="panel edit" id="edit" open>' in page
+    assert 'id="edit-number-error"' in page and 'value="Новый узел"' in page
+    assert store.get_request("W-E1").position == "Узел"
+
+
+def test_a_look_alike_confirmation_for_another_number_does_not_count(call, store):
+    store.add_request("AB-1")
+    fields = {"number": "АВ-1", "confirm_similar": "1", "similar_number": "АВ-2"}
+    resp = post_form(call, "/add_request", fields)
+    assert resp.status_code == 409 and 'name="similar_number" value="АВ-1"' in text(resp)
+    assert post_form(call, "/add_request", {**fields, "similar_number": "АВ-1"}).status_code == 303
+
+
+def test_archive_says_what_it_did_and_the_card_offers_restore(call, store):
+    store.add_request("W-A1")
+    resp = post_form(call, "/requests/W-A1/archive", {})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/requests/W-A1"
+    page = text(call("GET", "/requests/W-A1", headers={"Cookie": flash_of(resp)}))
+    assert "перенесена в архив: её нет в списке и напоминаниях" in page and "Вернуть из архива" in page
+    assert post_form(call, "/requests/W-A1/status", {"status": "выполнена"}).status_code == 409
+    assert listed_numbers(text(call("GET", "/?archived=1"))) == ["W-A1"] and listed_numbers(text(call("GET", "/"))) == []
+
+
+def test_attach_goes_back_to_the_list_with_a_link_to_the_request(call, store):
+    store.add_request("W-1")
+    item = _keep_mail(store)
+    resp = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "W-1"})
+    assert resp.status_code == 303 and resp.headers["Location"] == "/mail/unmatched"
+    page = text(call("GET", "/mail/unmatched", headers={"Cookie": flash_of(resp)}))
+    assert 'привязано к заявке «<bdi>W-1</bdi>». <a href="/requests/W-1">Открыть заявку' in page
+    again = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "W-1"})        # sent twice
+    assert again.status_code == 303 and again.headers["Location"] == "/mail/unmatched"
+    assert "уже привязано" in text(call("GET", "/mail/unmatched", headers={"Cookie": flash_of(again)}))
+    assert [h.source for h in store.get_request("W-1").history].count("mail") == 1
+
+
+def test_a_refused_action_on_the_mail_page_stays_on_the_mail_page(call, store):
+    item = _keep_mail(store)
+    resp = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "НЕТ-1", "view": "item"})
+    page = text(resp)
+    assert resp.status_code == 404 and "Текст письма" in page and "Заявка «<bdi>НЕТ-1</bdi>» не найдена." in page
+    listed = post_form(call, f"/mail/unmatched/{item}/attach", {"number": "НЕТ-1"})
+    assert listed.status_code == 404 and f'id="mail-{item}"' in text(listed)
+
+
+def test_the_menu_counts_unmatched_mail(call, store):
+    _keep_mail(store, "<w2@x>")
+    _keep_mail(store, "<w3@x>")
+    assert '<span class="badge" title="Писем ждут разбора">2</span>' in text(call("GET", "/"))
+
+
+class _TextPlaces(HTMLParser):
+    """Collect where a marker appears as page text: the open elements around each occurrence."""
+
+    VOID: ClassVar[frozenset[str]] = frozenset({"input", "br", "wbr", "meta", "link", "img", "hr"})
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker, self.stack, self.places = marker, [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag in self.stack:
+            del self.stack[len(self.stack) - 1 - self.stack[::-1].index(tag):]
+
+    def handle_data(self, data):
+        if self.marker in data:
+            self.places.append((tuple(self.stack), data))
+
+
+def test_user_text_is_isolated_for_direction_wherever_it_appears(call, store, configure):
+    rtl = "שלום"                                       # Hebrew: a right-to-left word in every user field
+    configure(OMIS_DEV_USER=f"Инженер {rtl}")
+    number = f"{rtl}-1"
+    store.add_request(number, f"Котельная {rtl}", f"Описание {rtl}", author=f"Автор {rtl}")
+    store.update_status(number, "принята в работу", f"Комментарий {rtl}", author=f"Автор {rtl}")
+    item = _keep_mail(store, "<rtl@x>", numbers=(f"{rtl}-2",))
+    from dataclasses import replace
+
+    mail = replace(store.mail.get_unmatched(item), message_key="f" * 40, subject=f"Тема {rtl}",
+                   sender=f"{rtl} <rtl@x>", text=f"Текст {rtl}")
+    assert store.mail.keep_unmatched(mail)
+    for path in ("/", "/requests/" + quote(number, safe=""), "/mail/unmatched", f"/mail/unmatched/{mail.id}",
+                 "/?" + urlencode({"q": rtl})):
+        parser = _TextPlaces(rtl)
+        parser.feed(text(call("GET", path)))
+        assert parser.places, path
+        for stack, data in parser.places:
+            isolated = "bdi" in stack or "textarea" in stack or "option" in stack or (
+                stack[-1:] == ("title",) and "\u2068" in data)
+            assert isolated, f"{path}: {data!r} inside {stack}"
