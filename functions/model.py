@@ -85,8 +85,8 @@ def number_error(number: object) -> str | None:
     if hidden is not None:
         return (f"Номер содержит невидимый символ ({_code_point(hidden)}): на экране и в письме его не видно, "
                 "а номер с ним — другой. Уберите его.")
-    # The case-folded form is bounded too: it becomes the storage key, and a few letters fold
-    # into several («ß» → «ss», «ΐ» → three), which would push the key past Table Storage's limit.
+    # The case-folded form is bounded too: it is what numbers are compared by, and a few letters
+    # fold into several («ß» → «ss», «ΐ» → three); a number must stay within the limit either way.
     if len(text) > NUMBER_MAX or len(normalize_number(text)) > NUMBER_MAX:
         return f"Номер не длиннее {NUMBER_MAX} символов."
     if not _NUMBER_RE.match(text):

@@ -13,7 +13,6 @@ from typing import Any
 
 from ..deadlines import record_change
 from ..model import (
-    DEFAULT_STATUS,
     FINAL_STATUSES,
     ROBOT_AUTHOR,
     HistoryEntry,
@@ -210,19 +209,3 @@ def set_archived(store: RequestStore, number: str, archived: bool, *, author: st
         entry = HistoryEntry(at=at, status=row["Status"], comment=note, author=author, source=source)
         return Change({"Archived": archived, "ArchivedAt": at if archived else None, "UpdatedAt": at}, entry)
     return _result(store, store.change(request_id, decide, busy=_busy(number)), request_id)
-
-
-def snooze(store: RequestStore, number: str, until: datetime, *, author: str, source: str, note: str,
-           now: datetime | None = None) -> Request:
-    """Hold the reminders about a request until `until`; `note` is the history's wording of it."""
-    request_id = _require(store, number)
-
-    def decide(row: dict[str, Any], _: int) -> Change:
-        at = fresh_time(row, now)
-        entry = HistoryEntry(at=at, status=row["Status"], comment=note, author=author, source=source)
-        return Change({"SnoozedUntil": until, "UpdatedAt": at}, entry)
-    return _result(store, store.change(request_id, decide, busy=_busy(number)), request_id)
-
-
-def is_default(status: str) -> bool:
-    return status == DEFAULT_STATUS

@@ -218,13 +218,20 @@ class RequestStore:
         row = self.row(request_id) if request_id else None
         return row["Number"] if row else number
 
-    def _refuse_similar(self, number: str, own_id: str | None) -> None:
+    def look_alike(self, number: str, own_id: str | None = None) -> str | None:
+        """Return the number of another request that looks like `number` (other scripts' letters), or None."""
         prefix = layout.similar_prefix(skeleton(number))
         for entity in self._prefix(prefix):
             if entity["RowKey"][len(prefix):] != own_id:
                 existing = self.row(entity["RowKey"][len(prefix):])
                 if existing is not None and normalize_number(existing["Number"]) != normalize_number(number):
-                    raise SimilarNumberError(number, existing["Number"])
+                    return str(existing["Number"])
+        return None
+
+    def _refuse_similar(self, number: str, own_id: str | None) -> None:
+        existing = self.look_alike(number, own_id)
+        if existing is not None:
+            raise SimilarNumberError(number, existing)
 
     def change(self, request_id: str, decide: Callable[[dict[str, Any], int], Change | None], *,
                busy: str) -> tuple[dict[str, Any], Change] | None:

@@ -47,11 +47,7 @@ def _suggestions() -> list[str]:
 
 def _look_alike(number: str) -> str | None:
     """Return the number of a request that looks like `number` (other scripts' letters), or None."""
-    try:
-        get_store().requests._refuse_similar(number, None)   # the one look-alike lookup there is
-    except SimilarNumberError as exc:
-        return exc.existing
-    return None
+    return get_store().requests.look_alike(number)
 
 
 def _list(req: func.HttpRequest, *, code: int = 200, **refused: Any) -> func.HttpResponse:

@@ -157,11 +157,11 @@ def test_minutes_leave_out_deadlines_passed_more_recently(store, with_telegram: 
 
 
 def test_a_snoozed_request_waits_for_its_snooze(store, with_telegram: FakeTelegram) -> None:
-    from functions.storage import changes
+    from functions.storage.bot import snooze_request
 
     store.add_request("Z-1", now=T0)
-    changes.snooze(store.requests, "Z-1", T0 + timedelta(hours=3), author="Анна", source="web", note="Отложено",
-                   now=T0 + timedelta(minutes=30))
+    snooze_request(store.requests, store.requests.resolve("Z-1"), T0 + timedelta(hours=3), author="Анна",
+                   note="Отложено", now=T0 + timedelta(minutes=30), extend_only=False)
     report = notify(now=T0 + timedelta(hours=2))
     assert (report.breached, report.reminded, report.skipped_snoozed) == (1, 0, 1)
     assert notify(now=T0 + timedelta(hours=3, minutes=1)).numbers == ["Z-1"]
