@@ -114,3 +114,19 @@ def call(app_routes, omis_env):
         return devhost.dispatch(app_routes, method, f"http://localhost:7071{path}", hdrs, body)
 
     return _call
+
+
+@pytest.fixture
+def telegram():
+    """Run a fake Bot API on loopback for one test."""
+    from tests.fakes.telegram_server import FakeTelegram
+
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot(configure, telegram):
+    """Point OMIS at the fake Bot API."""
+    configure(**telegram.settings_env())
+    return telegram

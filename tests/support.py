@@ -13,3 +13,12 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
         monkeypatch.setenv(name, value)
     reset_settings()
     reset_stores()
+
+
+def fresh_store():
+    """Return the Store of the settings configured last, its tables created (the `store` fixture holds earlier ones)."""
+    from functions.storage import get_store
+
+    found = get_store()
+    found.init()
+    return found

@@ -8,13 +8,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:
-    if os.environ.get("OMIS_REQUIRE_BROWSER") == "1":
-        raise
-    pytest.skip("browser tests skipped: Playwright for Python is not installed", allow_module_level=True)
-
+from .browser import Page, expect
 from .seed import unmatched_mail
 
 pytestmark = pytest.mark.e2e

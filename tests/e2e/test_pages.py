@@ -1,18 +1,12 @@
 """The pages in a real browser: Chromium driven by Playwright against `python -m functions serve`."""
 from __future__ import annotations
 
-import os
 import re
 from urllib.parse import quote, urlencode
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:
-    if os.environ.get("OMIS_REQUIRE_BROWSER") == "1":
-        raise
-    pytest.skip("browser tests skipped: Playwright for Python is not installed", allow_module_level=True)
+from .browser import Page, expect
 
 pytestmark = pytest.mark.e2e
 

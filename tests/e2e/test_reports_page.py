@@ -1,17 +1,11 @@
 """The reports page in a real browser: charts drawn from the figures, nothing fetched from elsewhere, fits a phone."""
 from __future__ import annotations
 
-import os
 from urllib.parse import quote, urlsplit
 
 import pytest
 
-try:
-    from playwright.sync_api import Page, expect
-except ImportError:
-    if os.environ.get("OMIS_REQUIRE_BROWSER") == "1":
-        raise
-    pytest.skip("browser tests skipped: Playwright for Python is not installed", allow_module_level=True)
+from .browser import Page, expect
 
 pytestmark = pytest.mark.e2e
 

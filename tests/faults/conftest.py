@@ -19,7 +19,6 @@ from scripts.azurite import connection_string
 from tests.fakes.fixtures import fake_graph  # noqa: F401 - a fixture for the tests
 from tests.fakes.graph_server import FakeGraph
 from tests.fakes.tcp_proxy import TcpProxy
-from tests.fakes.telegram_server import FakeTelegram
 
 # Table Storage limits (learn.microsoft.com: "Understanding the Table service data model").
 PROPERTY_MAX_BYTES = 64 * 1024
@@ -55,12 +54,6 @@ def mail_env(fake_graph: FakeGraph, storage_proxy: TcpProxy, configure: Callable
     get_store().init()
     return fake_graph
 
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """A fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
 
 
 def current_store() -> Store:

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from functions.alerts.bot import handle_update
 from functions.alerts.buttons import callback_data
@@ -14,35 +11,13 @@ from functions.alerts.remind import notify
 from functions.storage.bot import BOT_PARTITION
 from tests.fakes.fixtures import fake_graph  # noqa: F401
 from tests.fakes.telegram_server import FakeTelegram, SentMessage, press_payload, update
+from tests.support import fresh_store
 
 MSK = ZoneInfo("Europe/Moscow")
 T0 = datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc)    # Thursday 10:00 in Moscow
 ANNA = {"id": 42, "is_bot": False, "first_name": "Анна", "last_name": "Смирнова"}
 OLEG = {"id": 43, "is_bot": False, "first_name": "Олег", "username": "oleg"}
 _ids = itertools.count(20_000)
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """Run a fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def bot(configure, telegram: FakeTelegram) -> FakeTelegram:
-    """Point OMIS at the fake Bot API."""
-    configure(**telegram.settings_env())
-    return telegram
-
-
-def fresh_store():
-    """Return the Store of the settings configured last."""
-    from functions.storage import get_store
-
-    found = get_store()
-    found.init()
-    return found
 
 
 def buttons(message: SentMessage) -> dict[str, str]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -12,34 +11,12 @@ from functions.alerts.bot import handle_update
 from functions.alerts.remind import notify
 from functions.model import STATUS_ACCEPTED, STATUS_DONE
 from tests.fakes.telegram_server import FakeTelegram, SentMessage, message_payload, update
+from tests.support import fresh_store
 
 MSK = ZoneInfo("Europe/Moscow")
 T0 = datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc)    # Thursday 10:00 in Moscow
 ANNA = {"id": 42, "is_bot": False, "first_name": "Анна", "last_name": "Смирнова", "username": "asmirnova"}
 _ids = itertools.count(9000)
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """Run a fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def bot(configure, telegram: FakeTelegram) -> FakeTelegram:
-    """Point OMIS at the fake Bot API."""
-    configure(**telegram.settings_env())
-    return telegram
-
-
-def fresh_store():
-    """Return the Store of the settings configured last."""
-    from functions.storage import get_store
-
-    found = get_store()
-    found.init()
-    return found
 
 
 def say(text: str, now: datetime, **kwargs) -> str:

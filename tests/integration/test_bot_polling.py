@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,20 +12,6 @@ from functions.settings import get_settings, load_settings
 from functions.storage import StorageUnavailable
 from tests.e2e.server import server_env, start_server
 from tests.fakes.telegram_server import FakeTelegram, Webhook
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """Run a fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def bot(configure, telegram: FakeTelegram) -> FakeTelegram:
-    """Point OMIS at the fake Bot API."""
-    configure(**telegram.settings_env())
-    return telegram
 
 
 def get_updates_calls(fake: FakeTelegram) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,13 +13,6 @@ from tests.fakes.telegram_server import FakeTelegram, message_payload, update
 
 SECRET = "test-webhook-secret_0123456789-ABC"
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """Run a fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -1,21 +1,12 @@
 """`python -m functions telegram-webhook --set URL | --delete | --info` against the fake Bot API."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.fakes.telegram_server import FakeTelegram, Webhook
 
 SECRET = "cli-webhook-secret_0123456789"
 URL = "https://func-omis.azurewebsites.net/telegram/webhook"
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """Run a fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture

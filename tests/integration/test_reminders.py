@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -11,6 +10,7 @@ import pytest
 from functions.alerts.remind import notify
 from functions.model import STATUS_ACCEPTED, STATUS_CLARIFY, STATUS_DONE
 from tests.fakes.telegram_server import FakeTelegram
+from tests.support import fresh_store
 
 MSK = ZoneInfo("Europe/Moscow")
 T0 = datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc)   # Thursday 10:00 in Moscow
@@ -22,28 +22,6 @@ def msk(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, day, hour, minute, tzinfo=MSK)
 
 
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """Run a fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-def with_telegram(configure, telegram: FakeTelegram) -> FakeTelegram:
-    """Point OMIS at the fake Bot API."""
-    configure(**telegram.settings_env())
-    return telegram
-
-
-def fresh_store():
-    """Return the Store of the settings just configured (the `store` fixture holds the earlier ones)."""
-    from functions.storage import get_store
-
-    found = get_store()
-    found.init()
-    return found
-
 
 @pytest.fixture
 def sleeps() -> list[float]:
@@ -51,19 +29,18 @@ def sleeps() -> list[float]:
     return []
 
 
-
 LEVELS = ('{"normal": {"title": "Обычная", "accept": "1h", "update": "1d", "resolve": "5d", "clarify": "1d",'
           ' "clock": "work"}, "crash": {"title": "Авария", "accept": "15m", "update": "1h", "resolve": "8h",'
           ' "clock": "24x7"}}')
 
 
-def test_breached_request_is_reminded_once_then_again_after_repeat(store, with_telegram: FakeTelegram) -> None:
+def test_breached_request_is_reminded_once_then_again_after_repeat(store, bot: FakeTelegram) -> None:
     store.add_request("ТО-1", position="Котельная №3", now=T0)
     store.add_request("ТО-2", now=T0 + timedelta(minutes=30))     # its deadline has not passed at the first pass
 
     first = notify(now=T0 + timedelta(minutes=61))
     assert (first.breached, first.reminded, first.skipped_repeat, first.failed, first.sent) == (1, 1, 0, 0, True)
-    [message] = with_telegram.messages
+    [message] = bot.messages
     assert "<b>ТО-1</b>" in message.text and "Котельная №3" in message.text and "ТО-2" not in message.text
     assert "Ждём ответа подрядчика" in message.text and "ответ просрочен на 1 мин" in message.text
 
@@ -73,7 +50,7 @@ def test_breached_request_is_reminded_once_then_again_after_repeat(store, with_t
 
     later = notify(now=T0 + timedelta(minutes=61 + 61))
     assert later.numbers == ["ТО-1"] and later.skipped_repeat == 1
-    assert len(with_telegram.messages) == 3
+    assert len(bot.messages) == 3
     assert store.get_request("ТО-1").last_reminded_at == T0 + timedelta(minutes=122)
 
 
@@ -85,17 +62,17 @@ def test_repeat_interval_is_its_own_setting(store, configure, telegram: FakeTele
     assert notify(now=T0 + timedelta(hours=6, minutes=1)).reminded == 1
 
 
-def test_news_meets_the_deadline_and_the_next_one_starts(store, with_telegram: FakeTelegram) -> None:
+def test_news_meets_the_deadline_and_the_next_one_starts(store, bot: FakeTelegram) -> None:
     store.add_request("S-1", now=T0)
     assert notify(now=T0 + timedelta(hours=2)).reminded == 1
     store.update_status("S-1", STATUS_ACCEPTED, now=T0 + timedelta(hours=2, minutes=10))
     assert notify(now=T0 + timedelta(hours=3)).breached == 0
     report = notify(now=T0 + timedelta(hours=3, minutes=11))
     assert report.reminded == 1     # the old reminder does not count against the new deadline
-    assert "Подрядчик молчит" in with_telegram.messages[-1].text and STATUS_ACCEPTED in with_telegram.messages[-1].text
+    assert "Подрядчик молчит" in bot.messages[-1].text and STATUS_ACCEPTED in bot.messages[-1].text
 
 
-def test_a_mail_without_a_status_is_news_too(store, with_telegram: FakeTelegram) -> None:
+def test_a_mail_without_a_status_is_news_too(store, bot: FakeTelegram) -> None:
     from functions.mail.sync import message_key
 
     store.add_request("N-1", now=T0)
@@ -106,7 +83,7 @@ def test_a_mail_without_a_status_is_news_too(store, with_telegram: FakeTelegram)
     assert notify(now=T0 + timedelta(minutes=111)).numbers == ["N-1"]
 
 
-def test_final_and_fresh_requests_are_never_read(store, with_telegram: FakeTelegram) -> None:
+def test_final_and_fresh_requests_are_never_read(store, bot: FakeTelegram) -> None:
     store.add_request("F-1", now=T0)
     store.update_status("F-1", STATUS_DONE, now=T0 + timedelta(minutes=5))
     store.add_request("F-2", now=T0 + timedelta(hours=3))
@@ -150,13 +127,13 @@ def test_a_broken_promise_is_reminded_under_its_heading(store, configure, telegr
     assert "Подрядчик не сдержал обещание" in text and "<b>P-1</b>" in text
 
 
-def test_minutes_leave_out_deadlines_passed_more_recently(store, with_telegram: FakeTelegram) -> None:
+def test_minutes_leave_out_deadlines_passed_more_recently(store, bot: FakeTelegram) -> None:
     store.add_request("M-1", now=T0)
     assert notify(min_overdue=30, now=T0 + timedelta(minutes=70)).breached == 0
     assert notify(min_overdue=5, now=T0 + timedelta(minutes=70)).reminded == 1
 
 
-def test_a_snoozed_request_waits_for_its_snooze(store, with_telegram: FakeTelegram) -> None:
+def test_a_snoozed_request_waits_for_its_snooze(store, bot: FakeTelegram) -> None:
     from functions.storage.bot import snooze_request
 
     store.add_request("Z-1", now=T0)
@@ -236,46 +213,46 @@ def test_holidays_alone_stop_reminders_on_those_days(store, configure, telegram:
     assert notify(now=msk(28, 3)).reminded == 1
 
 
-def test_dry_run_changes_nothing(store, with_telegram: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
+def test_dry_run_changes_nothing(store, bot: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     store.add_request("D-1", now=T0)
     before = store.get_request("D-1")
     report = notify(send=False, now=T0 + timedelta(hours=2))
     assert report.dry_run and report.numbers == ["D-1"] and report.reminded == 0 and not report.sent
     assert "<b>D-1</b>" in report.text and "<b>D-1</b>" in caplog.text
-    assert with_telegram.calls == []
+    assert bot.calls == []
     assert store.get_request("D-1") == before
     assert notify(now=T0 + timedelta(hours=2)).reminded == 1
 
 
-def test_429_is_waited_out_and_the_reminder_recorded(store, with_telegram: FakeTelegram, sleeps: list[float]) -> None:
+def test_429_is_waited_out_and_the_reminder_recorded(store, bot: FakeTelegram, sleeps: list[float]) -> None:
     store.add_request("Q-1", now=T0)
-    with_telegram.too_many_requests(retry_after=3)
+    bot.too_many_requests(retry_after=3)
     report = notify(now=T0 + timedelta(hours=2), sleep=sleeps.append)
     assert sleeps == [3.0]
     assert report.sent and report.reminded == 1 and report.failed == 0
     assert notify(now=T0 + timedelta(hours=2, minutes=10)).skipped_repeat == 1
 
 
-def test_failed_send_records_nothing_so_the_next_pass_reminds_again(store, with_telegram: FakeTelegram) -> None:
+def test_failed_send_records_nothing_so_the_next_pass_reminds_again(store, bot: FakeTelegram) -> None:
     store.add_request("E-1", now=T0)
-    with_telegram.server_error()
+    bot.server_error()
     failed = notify(now=T0 + timedelta(hours=2))
     assert (failed.sent, failed.reminded, failed.failed, failed.ok) == (False, 0, 1, False)
     assert store.get_request("E-1").last_reminded_at is None
     retry = notify(now=T0 + timedelta(hours=2, minutes=10))
     assert (retry.sent, retry.reminded) == (True, 1)
-    assert [m.text.count("E-1") for m in with_telegram.messages] == [1]
+    assert [m.text.count("E-1") for m in bot.messages] == [1]
 
 
-def test_split_digest_records_only_the_parts_telegram_accepted(store, with_telegram: FakeTelegram) -> None:
+def test_split_digest_records_only_the_parts_telegram_accepted(store, bot: FakeTelegram) -> None:
     for i in range(40):
         store.add_request(f"P-{i:02d}", position="п" * 190, now=T0 + timedelta(seconds=i))
-    with_telegram.respond_next(200, None)       # the first part goes through ...
-    with_telegram.server_error()                # ... the second is refused
+    bot.respond_next(200, None)       # the first part goes through ...
+    bot.server_error()                # ... the second is refused
     first = notify(now=T0 + timedelta(hours=2))
     assert not first.sent and 0 < first.reminded < 40 and first.reminded + first.failed == 40
-    delivered = {n for n in first.numbers if f"<b>{n}</b>" in with_telegram.messages[0].text}
+    delivered = {n for n in first.numbers if f"<b>{n}</b>" in bot.messages[0].text}
     assert len(delivered) == first.reminded
 
     second = notify(now=T0 + timedelta(hours=2, minutes=10))
@@ -293,13 +270,13 @@ def test_without_telegram_the_digest_is_logged_and_recorded(store, caplog: pytes
     assert "[FAKE TELEGRAM]" not in caplog.text
 
 
-def test_notify_command_reports_and_exits(store, with_telegram: FakeTelegram, cli_main,
+def test_notify_command_reports_and_exits(store, bot: FakeTelegram, cli_main,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     store.add_request("C-1", now=datetime.now(timezone.utc) - timedelta(hours=3))
     assert cli_main(["notify", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "пробный запуск" in out and "C-1" in out and with_telegram.messages == []
-    with_telegram.server_error()
+    assert "пробный запуск" in out and "C-1" in out and bot.messages == []
+    bot.server_error()
     assert cli_main(["notify"]) == 1
     assert "не отправлено 1" in capsys.readouterr().out
     assert cli_main(["notify", "--minutes", "0"]) == 0
@@ -323,21 +300,21 @@ def test_token_is_never_printed(store, configure, telegram: FakeTelegram, cli_ma
         assert WRONG_TOKEN.split(":", 1)[1] not in text
 
 
-def test_telegram_chats_lists_id_type_and_title(with_telegram: FakeTelegram, cli_main,
+def test_telegram_chats_lists_id_type_and_title(bot: FakeTelegram, cli_main,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    with_telegram.add_update("message", {"message_id": 1, "chat": {"id": -1001234567890, "type": "supergroup",
+    bot.add_update("message", {"message_id": 1, "chat": {"id": -1001234567890, "type": "supergroup",
                                                                    "title": "Диспетчерская <ОМИС>"}})
-    with_telegram.add_update("my_chat_member", {"chat": {"id": 555, "type": "private", "first_name": "Анна"}})
+    bot.add_update("my_chat_member", {"chat": {"id": 555, "type": "private", "first_name": "Анна"}})
     assert cli_main(["telegram-chats"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert any("-1001234567890" in line and "supergroup" in line and "Диспетчерская <ОМИС>" in line
                and "← OMIS_TELEGRAM_CHAT_ID" in line for line in lines)
     assert any("555" in line and "private" in line and "Анна" in line for line in lines)
-    assert with_telegram.token not in out
+    assert bot.token not in out
 
 
-def test_telegram_chats_explains_an_empty_list(with_telegram: FakeTelegram, cli_main,
+def test_telegram_chats_explains_an_empty_list(bot: FakeTelegram, cli_main,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["telegram-chats"]) == 0
     assert "Бот пока не видел ни одного чата" in capsys.readouterr().out
@@ -349,11 +326,11 @@ def test_telegram_chats_without_token_is_a_usage_error(omis_env, cli_main,
     assert "OMIS_TELEGRAM_TOKEN" in capsys.readouterr().err
 
 
-def test_test_message_reaches_the_chat_and_touches_no_request(with_telegram: FakeTelegram, cli_main,
+def test_test_message_reaches_the_chat_and_touches_no_request(bot: FakeTelegram, cli_main,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["notify", "--test-message"]) == 0
-    [message] = with_telegram.messages
-    assert "проверочное сообщение" in message.text and message.chat_id == with_telegram.chat_id
+    [message] = bot.messages
+    assert "проверочное сообщение" in message.text and message.chat_id == bot.chat_id
     assert "Проверочное сообщение отправлено" in capsys.readouterr().out
 
 
@@ -363,6 +340,6 @@ def test_test_message_needs_the_chat_settings(omis_env, cli_main, capsys: pytest
     assert "OMIS_TELEGRAM_TOKEN" in err and "OMIS_TELEGRAM_CHAT_ID" in err
 
 
-def test_test_message_failure_exits_1(with_telegram: FakeTelegram, cli_main) -> None:
-    with_telegram.chat_not_found()
+def test_test_message_failure_exits_1(bot: FakeTelegram, cli_main) -> None:
+    bot.chat_not_found()
     assert cli_main(["notify", "--test-message"]) == 1

@@ -5,7 +5,6 @@ import logging
 import socket
 import time
 import traceback
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -19,13 +18,6 @@ from functions.settings import Settings, load_settings
 from tests.fakes.telegram_server import FakeTelegram
 
 WRONG_TOKEN = "987654321:AAH-wrong_secret_token-ZYXWVUTSRQ"
-
-
-@pytest.fixture
-def telegram() -> Iterator[FakeTelegram]:
-    """Run a fake Bot API for one test."""
-    with FakeTelegram() as fake:
-        yield fake
 
 
 @pytest.fixture
