@@ -298,4 +298,4 @@ def api_unmatched_action(req: func.HttpRequest) -> func.HttpResponse:
         return _store_errors(exc)
     body = request_json(present(done.request, store.settings, utcnow()))
     body["mail"] = mail_json(done.mail)
-    return json_response(body, 201 if action == "create" else 200)
+    return json_response(body, 201)   # SPEC §5: attach and create answer 201 with the request

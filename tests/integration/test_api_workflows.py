@@ -229,7 +229,7 @@ def test_attach_applies_the_mail_once_and_takes_it_off_the_list(call, store):
     create(call, "555-A")
     item = keep(store)
     resp = action(call, item, "attach", {"number": "555-a"})
-    assert resp.status_code == 200
+    assert resp.status_code == 201
     done = body(resp)
     assert done["number"] == "555-A" and done["status"] == "выполнена"
     assert done["mail"]["state"] == "attached" and done["mail"]["request"] == "555-A"
@@ -351,7 +351,7 @@ def test_a_dismissed_mail_cannot_be_attached_nor_an_attached_one_dismissed(call,
     refused = action(call, hidden, "attach", {"number": "561"})
     assert refused.status_code == 409 and "скрыто" in body(refused)["error"]
     attached = keep(store, key="<u3@x>")
-    assert action(call, attached, "attach", {"number": "561"}).status_code == 200
+    assert action(call, attached, "attach", {"number": "561"}).status_code == 201
     assert action(call, attached, "dismiss").status_code == 409
     assert len(body(call("GET", url("561")))["history"]) == 2
 
