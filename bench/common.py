@@ -59,7 +59,7 @@ def make_store(conn: str, prefix: str, **env: str):
 
 
 def seed(store, count: int, *, start: int = 0, breached: int = 0, now: datetime = NOW,
-         threads: int = 2) -> float:
+         threads: int = 6) -> float:
     """Add `count` requests through Store.add_request; return the seconds it took.
 
     The first `breached` were created two days before `now` and heard nothing since (their

@@ -8,6 +8,7 @@ import azure.functions as func
 from ..model import ValidationError, utcnow
 from ..reports.charts import format_minutes, format_share, month_label, period_text
 from ..reports.export import CSV_TYPE, XLSX_TYPE, csv_bytes, export_rows, workbook_bytes
+from ..reports.figures import Report
 from ..reports.page import charts
 from ..reports.record import load_report, report_json
 from ..storage import ListQuery, get_store
@@ -23,25 +24,24 @@ SEARCH_MAX = 200
 PARAM_MAX = 40      # a month is 7 characters, a level id at most 32
 
 
-def _report_params(req: func.HttpRequest) -> dict[str, str]:
-    return {name: (req.params.get(name) or "").strip()[:PARAM_MAX] for name in ("from", "to", "level")}
+def _load(req: func.HttpRequest) -> Report:
+    """Build the report the query asks for (`from`, `to`: YYYY-MM; `level`); ValidationError if it is wrong."""
+    params = {name: (req.params.get(name) or "").strip()[:PARAM_MAX] for name in ("from", "to", "level")}
+    return load_report(get_store(), start=params["from"] or None, end=params["to"] or None,
+                       level=params["level"] or None, now=utcnow())
 
 
 @bp.route(route="reports", methods=["GET"])
 @guarded_page
 def page_reports(req: func.HttpRequest) -> func.HttpResponse:
     """Show the contractor's record: figures per month and level, charts and the longest waits."""
-    store = get_store()
-    params = _report_params(req)
     try:
-        report = load_report(store, start=params["from"] or None, end=params["to"] or None,
-                             level=params["level"] or None, now=utcnow())
+        report = _load(req)
     except ValidationError as exc:
         return error(req, 400, "Неверный период", "Отчёт не построен: " + "; ".join(exc.fields.values()))
-    settings = store.settings
     return page(req, "reports.html", nav="reports", report=report, charts=charts(report, KIND_TITLES),
-                levels=settings.sla_levels, filters={"from": str(report.range.first), "to": str(report.range.last),
-                                                     "level": report.level or ""},
+                levels=get_store().settings.sla_levels,
+                filters={"from": str(report.range.first), "to": str(report.range.last), "level": report.level or ""},
                 month_label=month_label, period=period_text, minutes=format_minutes, share=format_share,
                 kinds=KIND_TITLES)
 
@@ -50,14 +50,11 @@ def page_reports(req: func.HttpRequest) -> func.HttpResponse:
 @guarded_json
 def api_reports(req: func.HttpRequest) -> func.HttpResponse:
     """Answer the contractor's record as JSON (`from`, `to`: YYYY-MM; `level`: a level id)."""
-    store = get_store()
-    params = _report_params(req)
     try:
-        report = load_report(store, start=params["from"] or None, end=params["to"] or None,
-                             level=params["level"] or None, now=utcnow())
+        report = _load(req)
     except ValidationError as exc:
         return json_error("Неверные данные: " + "; ".join(exc.fields.values()), 400, exc.fields)
-    return json_response(report_json(report, store.settings.timezone_name))
+    return json_response(report_json(report, get_store().settings.timezone_name))
 
 
 def _export_query(req: func.HttpRequest) -> ListQuery:
