@@ -1,6 +1,11 @@
 """Small helpers shared by test modules."""
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from functions.settings import reset_settings
@@ -22,3 +27,16 @@ def fresh_store():
     found = get_store()
     found.init()
     return found
+
+
+@contextlib.contextmanager
+def running(server: Any) -> Iterator[tuple[str, int]]:
+    """Run a local-host server (devhost.make_server) in a thread; yield its address; stop it after."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[:2]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -19,6 +19,7 @@ from scripts.azurite import connection_string
 from tests.fakes.fixtures import fake_graph  # noqa: F401 - a fixture for the tests
 from tests.fakes.graph_server import FakeGraph
 from tests.fakes.tcp_proxy import TcpProxy
+from tests.support import running
 
 # Table Storage limits (learn.microsoft.com: "Understanding the Table service data model").
 PROPERTY_MAX_BYTES = 64 * 1024
@@ -148,11 +149,5 @@ def serving(timeout: float | None = None) -> Iterator[tuple[str, int]]:
     server = make_server(function_app.app, "127.0.0.1", 0)
     if timeout is not None:
         server.RequestHandlerClass.timeout = timeout  # the class is this server's own (built per server)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[:2]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with running(server) as address:
+        yield address

@@ -1,10 +1,8 @@
 """The local host's route matching and timer schedule, on a small app of its own."""
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
@@ -12,6 +10,7 @@ import pytest
 import requests
 
 from functions import devhost, localhttp
+from tests.support import running
 
 
 def _make_app(calls: list):
@@ -151,16 +150,6 @@ class FakeClock:
         self.now += seconds
 
 
-@contextlib.contextmanager
-def running(server) -> Iterator[tuple[str, int]]:
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[:2]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def exchange(address: tuple[str, int], data: bytes) -> bytes:
