@@ -46,6 +46,20 @@ def azurite() -> Iterator[str]:
         stop_azurite(proc)
 
 
+@contextmanager
+def azurite_omis(prefix: str = "bench") -> Iterator[str]:
+    """Start a private in-memory Azurite and point this process's OMIS (get_store, the app) at it."""
+    from functions.settings import reset_settings
+    from functions.storage import reset_stores
+
+    with azurite() as conn:
+        os.environ.update({"OMIS_TABLES_CONNECTION_STRING": conn, "OMIS_TABLE_PREFIX": prefix,
+                           "OMIS_SECRET_KEY": "bench", "OMIS_DELAY_MINUTES": "60"})
+        reset_settings()
+        reset_stores()
+        yield conn
+
+
 def make_store(conn: str, prefix: str, **env: str):
     """Return an initialised Store on its own tables (settings built, not read from os.environ)."""
     from functions.settings import load_settings
