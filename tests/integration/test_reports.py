@@ -106,6 +106,19 @@ def test_reports_page_draws_the_charts_and_the_tables(record, call):
     assert '<a href="/requests/N-2">' in html
 
 
+@pytest.mark.parametrize("path", ["/reports?level=crash", "/?level=crash"])
+def test_the_level_filter_offers_every_level_and_keeps_the_chosen_one(record, call, path):
+    html = call("GET", path).get_body().decode("utf-8")
+    assert '<option value="">все уровни</option>' in html
+    assert '<option value="normal">Обычная</option>' in html
+    assert '<option value="crash" selected>Авария</option>' in html
+
+
+@pytest.mark.parametrize("path", ["/reports", "/"])
+def test_with_one_level_there_is_no_level_filter(call, path):
+    assert 'name="level"' not in call("GET", path).get_body().decode("utf-8")
+
+
 def test_reports_page_refuses_a_bad_month_with_400(levels, call):
     resp = call("GET", "/reports?from=март")
     assert resp.status_code == 400 and "ГГГГ-ММ" in resp.get_body().decode("utf-8")
