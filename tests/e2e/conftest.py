@@ -45,27 +45,23 @@ def browser():
             chromium.close()
 
 
+def _tab(browser, live_server: LiveServer, **options):
+    """Open a fresh browser context (own cookies) on the live server; yield its tab; close it after."""
+    context = browser.new_context(base_url=live_server.base_url, locale="ru-RU", **options)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def page(browser, live_server: LiveServer):
     """A fresh browser tab (own cookies) on a laptop-sized screen, Russian locale."""
-    context = browser.new_context(base_url=live_server.base_url, viewport={"width": 1366, "height": 900},
-                                  locale="ru-RU")
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    try:
-        yield tab
-    finally:
-        context.close()
+    yield from _tab(browser, live_server, viewport={"width": 1366, "height": 900})
 
 
 @pytest.fixture
 def phone(browser, live_server: LiveServer):
     """A fresh tab on a phone-sized screen (390 × 844, touch), Russian locale."""
-    context = browser.new_context(base_url=live_server.base_url, viewport={"width": 390, "height": 844},
-                                  locale="ru-RU", is_mobile=True, has_touch=True)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    try:
-        yield tab
-    finally:
-        context.close()
+    yield from _tab(browser, live_server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
