@@ -96,7 +96,7 @@ def mail_pass_figures() -> dict[str, float]:
         wall = time.perf_counter() - started
         storage_share = table_calls.seconds / wall
         calls, read = store.stats.calls, store.stats.entities_read
-        pairs = report.applied + report.duplicates
+        pairs = report.pairs_applied + report.pairs_duplicate
         started = time.perf_counter()
         idle = run()
         idle_ms = (time.perf_counter() - started) * 1000
