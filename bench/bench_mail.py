@@ -90,6 +90,7 @@ def mail_pass_figures() -> dict[str, float]:
                              conversation_id=f"conv-{i}")
         transactions = Counter(Table, "submit")
         table_calls = Counter(RequestsTransport, "send")
+        store.requests._ids.clear()   # as in a fresh process: each number is looked up (the worst case)
         store.stats.reset()
         started = time.perf_counter()
         report = run()
@@ -122,7 +123,7 @@ def write_results(where: str, parse: dict[str, tuple[int, float]], figures: dict
 | проход по {PASS_SIZE} письмам (fake Graph → Azurite), время | {figures['wall_s']:.1f} с ({figures['per_message_ms']:.1f} мс на письмо) | — |
 | запросов к Graph за этот проход | {figures['graph_calls']:.0f} | страницы ({figures['pages']:.0f}) + папка (1) |
 | транзакций таблицы на применённую пару (письмо, заявка) | {figures['transactions_per_pair']:.2f} | 1 |
-| обращений хранилища на пару (`Store.stats`: транзакции, чтения, запросы) | {figures['store_calls_per_pair']:.2f} | ≤ 3 |
+| обращений хранилища на пару (`Store.stats`), номер ищется заново | {figures['store_calls_per_pair']:.2f} | — |
 | прочитано строк на пару | {figures['entities_per_pair']:.2f} | — |
 | всех HTTP-запросов к Table Storage на пару, вместе с записью места в ящике | {figures['table_calls_per_pair']:.2f} | — |
 | проход без новых писем | {figures['idle_ms']:.0f} мс, {figures['idle_calls']:.0f} запрос к Graph | — |
@@ -134,9 +135,11 @@ def write_results(where: str, parse: dict[str, tuple[int, float]], figures: dict
 
 Как считается: транзакции — вызовы `Table.submit` (одна пакетная транзакция на пару: строка
 заявки, её индексы, запись истории, строка «±1» счётчиков и отметка «письмо применено» — её вставка
-и есть проверка повтора: 409 значит «уже применено»); обращения хранилища — `Store.stats.calls`
-(каждое обращение OMIS к Table Storage); HTTP-запросы — вызовы транспорта azure-core, в том числе
-привязка переписки к заявке и запись места в ящике в конце прохода.
+и есть проверка повтора: 409 значит «уже применено»); обращения хранилища — `Store.stats.calls`:
+на пару это поиск номера (строка «номер → заявка»; процесс запоминает найденное, здесь память
+очищена перед проходом, как в новом процессе), чтение строки заявки, транзакция и привязка
+переписки к заявке (она в таблице почты, поэтому не в той же транзакции); HTTP-запросы — вызовы
+транспорта azure-core, вместе с записью места в ящике в конце прохода.
 Вход (msal) и соединения прогреты пустым проходом до замера. Из времени прохода
 {figures['storage_share']:.0%} — ожидание ответов Azurite (в памяти, на той же машине; пакетная транзакция
 в нём заметно дороже простого чтения). В Azure каждый запрос дороже, поэтому число запросов
@@ -160,7 +163,7 @@ def main() -> None:
           f"{figures['graph_calls']:.0f} Graph calls (goal: {figures['pages']:.0f} pages + 1 folder), "
           f"{figures['transactions_per_pair']:.2f} table transactions per applied pair (goal: 1), "
           f"{figures['store_calls_per_pair']:.2f} storage calls and {figures['entities_per_pair']:.2f} entities "
-          f"read per pair (goal: <= 3 calls), {figures['table_calls_per_pair']:.2f} table HTTP calls per pair")
+          f"read per pair, {figures['table_calls_per_pair']:.2f} table HTTP calls per pair")
     print(f"time waiting for Azurite: {figures['storage_share']:.0%} of the pass")
     print(f"a pass with nothing new: {figures['idle_ms']:.0f} ms, {figures['idle_calls']:.0f} Graph call(s)")
     write_results(where, parse, figures)

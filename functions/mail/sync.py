@@ -21,6 +21,7 @@ import requests
 from ..model import normalize_number, utcnow
 from ..settings import Settings, get_settings
 from ..storage import StorageUnavailable, Store, UnmatchedMail, get_store
+from ..storage.mail import LINKS_PER_TRANSACTION
 from .graph import GraphError, GraphMailClient, GraphThrottled, parse_not_before
 from .message import GraphMessage
 from .parse import ParsedMail, parse_mail
@@ -174,6 +175,7 @@ class MailPass:
         self.settings = store.settings
         self.report = MailReport()
         self._linked: set[tuple[str, str]] = set()
+        self._unwritten: list[tuple[str, str]] = []     # links made by this pass, written in batches
         self._batch_links: dict[str, list[str]] = {}   # conversations tied by earlier messages of this batch
 
     def run(self, messages: Iterable[GraphMessage]) -> MailReport:
@@ -181,6 +183,7 @@ class MailPass:
         ordered = sorted(messages, key=lambda m: (m.received, m.graph_id))
         for planned in [self._plan(m) for m in ordered]:
             self._apply(planned)
+        self._write_links()
         return self.report
 
     def _plan(self, message: GraphMessage) -> _Planned:
@@ -294,19 +297,31 @@ class MailPass:
         return applied, duplicates, failed
 
     def _link(self, conversation_id: str, request_ids: list[str]) -> None:
-        """Tie a conversation to the requests a message was applied to, once per pass."""
+        """Tie a conversation to the requests a message was applied to, once per pass.
+
+        The links are written in batches (one transaction per LINKS_PER_TRANSACTION) and at the end
+        of the pass, before the caller saves the mailbox position: a pass that dies first reads
+        these messages again, finds them applied, and links them then. Within the pass,
+        `_batch_links` already answers numberless replies.
+        """
         for request_id in request_ids:
             link = (conversation_id, request_id)
-            if link in self._linked:
-                continue
-            try:
-                self.store.mail.link_conversation(conversation_id, request_id)
-            except StorageUnavailable:
-                raise
-            except Exception:
-                logger.exception("Could not tie a conversation to request %s", request_id)
-                continue
-            self._linked.add(link)
+            if link not in self._linked:
+                self._linked.add(link)
+                self._unwritten.append(link)
+        if len(self._unwritten) >= LINKS_PER_TRANSACTION:
+            self._write_links()
+
+    def _write_links(self) -> None:
+        links, self._unwritten = self._unwritten, []
+        if not links:
+            return
+        try:
+            self.store.mail.link_conversations(links)
+        except StorageUnavailable:
+            raise
+        except Exception:
+            logger.exception("Could not tie %d conversations to their requests", len(links))
 
     def _keep(self, planned: _Planned, numbers: tuple[str, ...], reason: str, broken: bool = False) -> None:
         """Keep a message on the unmatched page, once; count it."""

@@ -30,6 +30,7 @@ LINKS = "links"
 OPEN, DISMISSED, HANDLED = "i_", "d_", "h_"
 _TEXT_MAX = 30_000      # UTF-16 units kept of an unmatched mail's text (a property holds 32K)
 _NUMBERS_MAX = 30_000
+LINKS_PER_TRANSACTION = 100   # Table Storage's limit of one transaction
 CLAIM_SECONDS = 120     # an attach that did not finish in this time may be taken over
 
 
@@ -141,8 +142,15 @@ class MailStore:
 
     def link_conversation(self, conversation_id: str, request_id: str) -> None:
         """Tie a Graph conversation to a request, so that later replies without a number find it."""
-        self.table.upsert({"PartitionKey": LINKS, "RowKey": digest(conversation_id) + "_" + request_id,
-                           "Id": request_id}, mode=UpdateMode.REPLACE)
+        self.link_conversations([(conversation_id, request_id)])
+
+    def link_conversations(self, links: list[tuple[str, str]]) -> None:
+        """Tie conversations to requests, (conversation id, request id) each: one transaction per 100."""
+        rows = {digest(conversation_id) + "_" + request_id: request_id for conversation_id, request_id in links}
+        ops = [("upsert", {"PartitionKey": LINKS, "RowKey": key, "Id": request_id}, {"mode": UpdateMode.REPLACE})
+               for key, request_id in rows.items()]
+        for start in range(0, len(ops), LINKS_PER_TRANSACTION):
+            self.table.submit(ops[start:start + LINKS_PER_TRANSACTION])
 
     def conversation_requests(self, conversation_id: str) -> list[str]:
         """Return the ids of the requests a conversation is tied to."""

@@ -252,6 +252,49 @@ def test_reply_without_number_in_a_tied_conversation_belongs_to_its_request(mail
     assert "1002" in kept.reason and "1003" in kept.reason
 
 
+def test_conversation_links_of_a_pass_are_written_a_hundred_to_a_transaction(mail_env, monkeypatch):
+    numbers = [f"L{i:03d}" for i in range(150)]
+    add_requests(*numbers)
+    for i, number in enumerate(numbers):
+        mail_env.add_message(FOLDER, f"RE: Заявка №{number}", f"Заявка №{number} принята в работу.",
+                             at(9) + dt.timedelta(seconds=i), conversation_id=f"conv-{number}")
+    set_env(monkeypatch, OMIS_OUTLOOK_MAX_MESSAGES="200")
+    batches = []
+    real = get_store().mail.link_conversations
+    monkeypatch.setattr(get_store().mail, "link_conversations", lambda links: (batches.append(len(links)),
+                                                                               real(links))[1])
+
+    assert run_pass().applied == 150
+    assert batches == [100, 50]
+    mail_env.add_message(FOLDER, "RE: Выезд", "Работы завершены.", at(11), conversation_id="conv-L149")
+    assert run_pass().applied == 1
+    assert get_req("L149").status == "выполнена"
+
+
+def test_a_pass_that_dies_before_writing_its_links_links_them_on_the_rerun(mail_env, monkeypatch):
+    add_requests("1001")
+    mail_env.add_message(FOLDER, "RE: Заявка №1001", "Заявка №1001 принята в работу.", at(9),
+                         conversation_id="conv-one")
+    store = get_store()
+    real = store.mail.link_conversations
+
+    def storage_gone(links):
+        raise StorageUnavailable("Хранилище недоступно: обрыв в тесте")
+
+    monkeypatch.setattr(store.mail, "link_conversations", storage_gone)
+    with pytest.raises(StorageUnavailable):
+        run_pass()
+    assert store.mail.conversation_requests("conv-one") == []
+    monkeypatch.setattr(store.mail, "link_conversations", real)
+
+    rerun = run_pass()   # the mailbox position was not saved: the message is read again, found applied
+
+    assert (rerun.applied, rerun.already_applied) == (0, 1)
+    assert store.mail.conversation_requests("conv-one") == [store.requests.resolve("1001")]
+    mail_env.add_message(FOLDER, "RE: Выезд", "Работы завершены.", at(10), conversation_id="conv-one")
+    assert run_pass().applied == 1 and get_req("1001").status == "выполнена"
+
+
 def test_reply_without_number_and_conversation_is_unmatched(mail_env):
     mail_env.add_message(FOLDER, "Вопрос", "Когда ждать оплату по акту?", at(9))
 
